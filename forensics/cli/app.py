@@ -1,0 +1,148 @@
+"""Root Typer app: global options, error handling, progress display."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from forensics import __version__
+from forensics.errors import ForensicsError, UsageError
+
+app = typer.Typer(
+    name="forensics",
+    help="Tell real photographs from AI-generated, deepfake and edited images with classical forensic features.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True)
+out_console = Console()
+STATE = {"debug": False, "quiet": False}
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"forensics {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, only results and errors."),
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version."),
+):
+    STATE["debug"] = debug
+    STATE["quiet"] = quiet
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def fail(message: str, code: int = 2):
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func):
+    """Known errors become one-line messages and non-zero exit codes; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (UsageError, ValueError) as exc:
+            if STATE["debug"]:
+                raise
+            fail(str(exc), 2)
+        except ForensicsError as exc:
+            if STATE["debug"]:
+                raise
+            fail(str(exc), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001
+            if STATE["debug"]:
+                raise
+            fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+
+    return wrapper
+
+
+@contextmanager
+def progress_display():
+    """Yield a ``progress(stage, done, total)`` callback drawing rich progress bars."""
+    if STATE["quiet"]:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    labels = {"extract": "features", "train": "cross-validation + fit", "score": "scoring"}
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as prog:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int):
+            if stage not in tasks:
+                tasks[stage] = prog.add_task(labels.get(stage, stage), total=total)
+            prog.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def parse_settings(values: list[str] | None) -> dict:
+    """``--set BLOCK.KEY=VALUE`` (VALUE as JSON, else a string) to ``{block: {key: value}}``."""
+    out: dict = {}
+    for item in values or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UsageError(f"--set expects BLOCK.KEY=VALUE, got {item!r}")
+        lhs, raw = item.split("=", 1)
+        block, key = lhs.split(".", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(value, list):
+            value = tuple(value)
+        out.setdefault(block.strip(), {})[key.strip()] = value
+    return out
+
+
+def report_errors(errors, n_rows: int, n_failed: int) -> None:
+    """Print the summary of distinct errors (most frequent first)."""
+    if not errors:
+        return
+    err_console.print(f"[yellow]{sum(errors.values())} of {n_rows} files had problems ({n_failed} could not be processed):[/]", highlight=False)
+    for msg, count in errors.most_common(10):
+        err_console.print(f"  {count:>6} x {msg}", highlight=False, soft_wrap=True)
+    if len(errors) > 10:
+        err_console.print(f"  ... and {len(errors) - 10} other distinct errors", highlight=False)
+
+
+def main():  # console-script entry point
+    from forensics.cli import blocks, extract, score, train  # noqa: F401 - registers commands
+
+    app()
+
+
+# Register commands when the app is imported by tests, too.
+from forensics.cli import blocks as _blocks, extract as _extract, score as _score, train as _train  # noqa: E402,F401

@@ -1,0 +1,37 @@
+"""Options shared by several commands (one definition each, so help texts stay consistent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from forensics.features.base import PRESETS, all_blocks
+from forensics.loading import DEFAULT_MAX_PIXELS
+
+
+def _blocks_help() -> str:
+    names = [n for n, b in all_blocks().items() if b.classifier_input]
+    return f"Feature blocks and presets, comma-separated. Blocks: {', '.join(names)}. Presets: {', '.join(PRESETS)}."
+
+
+BLOCKS = typer.Option("default", "--blocks", "-b", help=_blocks_help())
+JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes for feature extraction (-1: one per CPU).")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Feature cache folder [default: the user cache folder, e.g. ~/.cache/forensics; $FORENSICS_CACHE_DIR overrides].")
+NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the feature cache.")
+MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse images whose header declares more pixels than this (decompression bombs), before decoding.")
+SETTINGS = typer.Option(None, "--set", help="Block setting BLOCK.KEY=VALUE (VALUE as JSON), repeatable, e.g. --set spectrum.n_bins=64.")
+
+
+def resolve_cache(cache_dir: Optional[Path], no_cache: bool):
+    if no_cache:
+        return None
+    if cache_dir is not None:
+        return cache_dir
+    from forensics.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+SettingsList = Optional[List[str]]

@@ -1,0 +1,281 @@
+"""The batch runner: every image goes through one decode, the requested blocks, and the cache.
+
+This is the only place that knows about parallelism. Every input gets exactly one row, in input
+order: a file that cannot be read gets NaN features and an ``error``; a block that fails on an image
+gets NaN for its features and its message in ``error`` while the other blocks still count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from forensics.cache import (
+    FeatureCache,
+    decode_record,
+    decode_vector,
+    encode_record,
+    encode_vector,
+)
+from forensics.errors import ForensicsError, ImageLoadError
+from forensics.features.base import ImageViews, get_block, resolve_blocks
+from forensics.features.diag import DIAG_COLUMNS, diag_features
+from forensics.loading import DEFAULT_MAX_PIXELS, load_image_bytes
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FeatureSpec:
+    """Which blocks, with which settings, and the loader's limit: everything that defines features."""
+
+    blocks: list[str]
+    settings: dict = field(default_factory=dict)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def create(cls, blocks="default", settings: dict | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        names = resolve_blocks(blocks)
+        settings = {k: v for k, v in (settings or {}).items() if k in names}
+        resolved = {n: get_block(n).resolve_settings(settings.get(n)) for n in names}
+        return cls(blocks=names, settings=resolved, max_pixels=max_pixels)
+
+    def feature_names(self) -> list[str]:
+        out: list[str] = []
+        for n in self.blocks:
+            out.extend(get_block(n).feature_names(self.settings.get(n)))
+        return out
+
+    def block_sizes(self) -> dict[str, int]:
+        return {n: len(get_block(n).feature_names(self.settings.get(n))) for n in self.blocks}
+
+    def cache_keys(self, sha256: str) -> dict[str, str]:
+        keys = {n: f"{sha256}:{get_block(n).settings_key(self.settings.get(n))}" for n in self.blocks}
+        keys["diag"] = f"{sha256}:diag:v1"
+        return keys
+
+
+@dataclass
+class Row:
+    """One input's result: diag record, features (NaN where missing) and error text (or None)."""
+
+    path: str
+    features: np.ndarray
+    diag: dict
+    error: str | None = None
+    n_computed: int = 0  # blocks computed (not from cache)
+
+
+def _empty_diag() -> dict:
+    return {c: (None if c in ("format", "mode", "sha256") else math.nan) for c in DIAG_COLUMNS}
+
+
+def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tuple[Row, dict[str, bytes]]:
+    """Compute (or fetch from cache) all features of one file. Never raises for bad input."""
+    sizes = spec.block_sizes()
+    total = sum(sizes.values())
+    feats = np.full(total, np.nan)
+    try:
+        p = Path(path)
+        if p.is_dir():
+            raise ImageLoadError("is a directory, not an image file")
+        data = p.read_bytes()
+    except ImageLoadError as exc:
+        return Row(path, feats, _empty_diag(), str(exc)), {}
+    except FileNotFoundError:
+        return Row(path, feats, _empty_diag(), "file not found (or a dangling link)"), {}
+    except OSError as exc:
+        return Row(path, feats, _empty_diag(), f"cannot read file: {exc.strerror or exc}"), {}
+
+    sha = hashlib.sha256(data).hexdigest()
+    keys = spec.cache_keys(sha)
+    cached = cache.get_many(list(keys.values())) if cache is not None else {}
+    new: dict[str, bytes] = {}
+    diag = decode_record(cached[keys["diag"]]) if keys["diag"] in cached else None
+    missing = [n for n in spec.blocks if keys[n] not in cached]
+    errors: list[str] = []
+    views = None
+    if missing or diag is None:
+        try:
+            image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
+        except ImageLoadError as exc:
+            d = _empty_diag()
+            d.update(file_size=len(data), sha256=sha)
+            return Row(path, feats, d, str(exc)), {}
+        views = ImageViews(image)
+        if diag is None:
+            diag = diag_features(views)
+            new[keys["diag"]] = encode_record(diag)
+    offset = 0
+    n_computed = 0
+    for name in spec.blocks:
+        size = sizes[name]
+        key = keys[name]
+        if key in cached:
+            vec = decode_vector(cached[key])
+        else:
+            try:
+                vec = get_block(name).compute(views, spec.settings.get(name))
+                n_computed += 1
+                new[key] = encode_vector(vec)
+            except Exception as exc:  # noqa: BLE001 - a block bug must not sink the batch
+                logger.warning("block %s failed on %s: %s", name, path, exc)
+                errors.append(f"block {name} failed: {type(exc).__name__}: {exc}")
+                vec = np.full(size, np.nan)
+        if vec.shape[0] == size:
+            feats[offset : offset + size] = vec
+        offset += size
+    return Row(path, feats, diag, "; ".join(errors) or None, n_computed), new
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker-process plumbing
+# --------------------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(spec: FeatureSpec, cache_dir: str | None) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER["spec"] = spec
+    _WORKER["cache"] = FeatureCache(cache_dir, readonly=True) if cache_dir else None
+
+
+def _work_chunk(paths: list[str]) -> list[tuple[Row, dict[str, bytes]]]:
+    return [process_one(p, _WORKER["spec"], _WORKER["cache"]) for p in paths]
+
+
+def _chunks(seq: list, size: int) -> Iterator[list]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def iter_features(
+    paths: Iterable[str],
+    spec: FeatureSpec,
+    *,
+    jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    chunk_size: int = 16,
+) -> Iterator[Row]:
+    """Yield one :class:`Row` per path, in order, computing features with ``jobs`` processes.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        Image files. Every one gets a row, readable or not.
+    spec : FeatureSpec
+        Blocks, settings and pixel limit.
+    jobs : int
+        Worker processes; 1 runs in this process. ``-1`` means one per CPU.
+    cache_dir : path-like or None
+        Feature cache folder; ``None`` disables caching.
+    progress : callable(n_done, n_total) or None
+        Called after each chunk.
+    """
+    paths = [str(p) for p in paths]
+    total = len(paths)
+    jobs = _effective_jobs(jobs)
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    done = 0
+    if progress:
+        progress(0, total)
+    try:
+        if jobs <= 1 or total <= chunk_size:
+            for chunk in _chunks(paths, chunk_size):
+                results = [process_one(p, spec, cache) for p in chunk]
+                done = yield from _emit(results, cache, done, total, progress)
+        else:
+            if cache is not None:
+                cache.conn  # create the file so that workers can open it read-only
+            ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+            with ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(spec, str(cache_dir) if cache_dir is not None else None),
+            ) as pool:
+                for results in pool.map(_work_chunk, _chunks(paths, chunk_size)):
+                    done = yield from _emit(results, cache, done, total, progress)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _emit(results, cache, done, total, progress):
+    new: dict[str, bytes] = {}
+    for row, entries in results:
+        new.update(entries)
+    if cache is not None and new:
+        cache.put_many(new)
+    for row, _ in results:
+        yield row
+    done += len(results)
+    if progress:
+        progress(done, total)
+    return done
+
+
+def _effective_jobs(jobs: int) -> int:
+    if jobs is None or jobs == 0:
+        return 1
+    if jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + jobs)
+    return jobs
+
+
+def summarize_errors(errors: Iterable[str | None]) -> Counter:
+    """Count distinct error messages (ignoring ``None``)."""
+    return Counter(e for e in errors if e)
+
+
+def rows_to_frame(rows: list[Row], spec: FeatureSpec, labels: list | None = None):
+    """Assemble rows into the features table: ``path``, [``label``], ``error``, ``diag__*``, features."""
+    import pandas as pd
+
+    names = spec.feature_names()
+    feats = np.vstack([r.features for r in rows]) if rows else np.zeros((0, len(names)))
+    data = {"path": [r.path for r in rows]}
+    if labels is not None:
+        data["label"] = list(labels)
+    data["error"] = [r.error for r in rows]
+    for c in DIAG_COLUMNS:
+        data[f"diag__{c}"] = [r.diag.get(c) for r in rows]
+    frame = pd.DataFrame(data)
+    feat_frame = pd.DataFrame(feats, columns=names)
+    return pd.concat([frame, feat_frame], axis=1)
+
+
+def extract_features(
+    paths,
+    blocks="default",
+    *,
+    settings: dict | None = None,
+    labels: list | None = None,
+    jobs: int = 1,
+    cache_dir=None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+):
+    """Features table (pandas DataFrame) for ``paths``: one row each, in order. See :func:`iter_features`."""
+    spec = FeatureSpec.create(blocks, settings, max_pixels)
+    paths = list(paths)
+    if labels is not None and len(labels) != len(paths):
+        raise ForensicsError("labels and paths differ in length")
+    rows = list(iter_features(paths, spec, jobs=jobs, cache_dir=cache_dir, progress=progress))
+    return rows_to_frame(rows, spec, labels)

@@ -1,0 +1,288 @@
+"""The feature-block registry and the shared per-image views every block computes from.
+
+A feature block is a plain function ``f(image, *, setting=default, ...) -> 1-D float array`` registered
+with :func:`register_block`, which records its metadata (presets, cost, reference, optional dependency)
+and a function giving its feature names for given settings. Everything else (the CLI's ``--blocks``
+choices, presets, the sklearn transformers, the cache keys, the docs) is derived from the registry, so
+adding a block touches one module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from forensics.errors import UsageError
+from forensics.loading import LoadedImage, as_loaded
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared views: one decode, one colour conversion per image, shared by all blocks.
+# --------------------------------------------------------------------------------------------------
+
+
+class ImageViews:
+    """Lazily computed, cached views of one RGB image (float32 unless stated).
+
+    Blocks take either an array or an ``ImageViews``; passing the same ``ImageViews`` to every block
+    means each colour conversion is done once per image.
+    """
+
+    def __init__(self, image):
+        self.image: LoadedImage = as_loaded(image)
+        self._cache: dict = {}
+
+    def _get(self, key, fn):
+        out = self._cache.get(key)
+        if out is None:
+            out = fn()
+            self._cache[key] = out
+        return out
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8."""
+        return self.image.rgb
+
+    @property
+    def rgb_f(self) -> np.ndarray:
+        """(H, W, 3) float32 in 0-255."""
+        return self._get("rgb_f", lambda: self.rgb.astype(np.float32))
+
+    @property
+    def gray(self) -> np.ndarray:
+        """Luma Y (ITU-R BT.601), (H, W) float32 in 0-255."""
+        return self._get("gray", lambda: np.ascontiguousarray(self.ycrcb[:, :, 0]))
+
+    @property
+    def ycrcb(self) -> np.ndarray:
+        """(H, W, 3) float32 Y, Cr, Cb in 0-255 (OpenCV's full-range BT.601)."""
+        return self._get("ycrcb", lambda: cv2.cvtColor(self.rgb_f, cv2.COLOR_RGB2YCrCb))
+
+    @property
+    def hsv(self) -> np.ndarray:
+        """(H, W, 3) float32: hue in degrees [0, 360), saturation and value in [0, 1]."""
+        return self._get("hsv", lambda: cv2.cvtColor(self.rgb_f / 255.0, cv2.COLOR_RGB2HSV))
+
+    @property
+    def lab(self) -> np.ndarray:
+        """(H, W, 3) float32 CIE L*a*b* (L in [0, 100])."""
+        return self._get("lab", lambda: cv2.cvtColor(self.rgb_f / 255.0, cv2.COLOR_RGB2Lab))
+
+
+def as_views(image) -> ImageViews:
+    """Accept an array, path, :class:`LoadedImage` or :class:`ImageViews`."""
+    return image if isinstance(image, ImageViews) else ImageViews(image)
+
+
+def center_crop(arr: np.ndarray, size: int | None) -> np.ndarray:
+    """Centre crop of at most ``size`` x ``size`` pixels (no resampling); smaller sides are kept."""
+    if size is None:
+        return arr
+    h, w = arr.shape[:2]
+    ch, cw = min(h, size), min(w, size)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return arr[top : top + ch, left : left + cw]
+
+
+def pad_to_min(arr: np.ndarray, min_size: int) -> np.ndarray:
+    """Edge-pad an array so both spatial sides are at least ``min_size`` (for tiny images)."""
+    h, w = arr.shape[:2]
+    if h >= min_size and w >= min_size:
+        return arr
+    ph, pw = max(0, min_size - h), max(0, min_size - w)
+    pad = [(ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)] + [(0, 0)] * (arr.ndim - 2)
+    return np.pad(arr, pad, mode="edge")
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+#: Presets and what they mean. ``default`` is every handcrafted block fed to the classifier.
+PRESETS: dict[str, str] = {
+    "default": "every handcrafted block (spectrum, texture, noise, color, ela)",
+    "fast": "the cheapest blocks, for triage of very large folders",
+}
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """Metadata and functions of one registered feature block."""
+
+    name: str
+    func: Callable
+    names_func: Callable
+    presets: tuple = ("default",)
+    cost: str = "low"
+    description: str = ""
+    reference: str = ""
+    requires: tuple = ()
+    install_hint: str = ""
+    version: int = 1
+    classifier_input: bool = True
+    defaults: dict = field(default_factory=dict)
+
+    def check_available(self) -> None:
+        """Raise :class:`UsageError` when an optional dependency of the block is missing."""
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = self.install_hint or f"pip install {' '.join(missing)}"
+            raise UsageError(f"block '{self.name}' needs {', '.join(missing)}, which is not installed: {hint}")
+
+    def resolve_settings(self, settings: dict | None = None) -> dict:
+        """Defaults overridden by ``settings``; unknown keys raise :class:`UsageError`."""
+        settings = dict(settings or {})
+        unknown = set(settings) - set(self.defaults)
+        if unknown:
+            raise UsageError(
+                f"unknown setting(s) {sorted(unknown)} for block '{self.name}'; known: {sorted(self.defaults)}"
+            )
+        out = dict(self.defaults)
+        out.update(settings)
+        return out
+
+    def feature_names(self, settings: dict | None = None) -> list[str]:
+        """Feature names ``block__feature`` for these settings."""
+        s = self.resolve_settings(settings)
+        return [f"{self.name}__{n}" for n in self.names_func(**s)]
+
+    def compute(self, image, settings: dict | None = None) -> np.ndarray:
+        """Run the block on one image; always returns a float64 vector of the advertised length."""
+        s = self.resolve_settings(settings)
+        out = np.asarray(self.func(image, **s), dtype=np.float64).ravel()
+        n = len(self.names_func(**s))
+        if out.shape[0] != n:  # a bug in the block, never the image's fault
+            raise RuntimeError(f"block '{self.name}' returned {out.shape[0]} values, expected {n}")
+        return out
+
+    def settings_key(self, settings: dict | None = None) -> str:
+        """Stable hash of block name, version and settings: the cache key's block part."""
+        s = self.resolve_settings(settings)
+        payload = json.dumps({"block": self.name, "version": self.version, "settings": s}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, FeatureBlock] = {}
+
+
+def register_block(
+    name: str,
+    *,
+    names: Callable,
+    presets: tuple = ("default",),
+    cost: str = "low",
+    reference: str = "",
+    requires: tuple = (),
+    install_hint: str = "",
+    version: int = 1,
+    classifier_input: bool = True,
+):
+    """Decorator registering a per-image feature function as block ``name``.
+
+    The function's keyword-only arguments (with their defaults) are the block's settings; ``names``
+    is called with the same settings and returns the feature names (without the block prefix).
+    """
+
+    def deco(func: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise RuntimeError(f"feature block '{name}' registered twice")
+        if "__" in name:
+            raise ValueError("block names may not contain '__'")
+        sig = inspect.signature(func)
+        defaults = {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+        }
+        doc = inspect.getdoc(func) or ""
+        _REGISTRY[name] = FeatureBlock(
+            name=name,
+            func=func,
+            names_func=names,
+            presets=tuple(presets),
+            cost=cost,
+            description=doc.split("\n\n")[0].replace("\n", " "),
+            reference=reference,
+            requires=tuple(requires),
+            install_hint=install_hint,
+            version=version,
+            classifier_input=classifier_input,
+            defaults=defaults,
+        )
+        func.block_name = name
+        return func
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Import the block modules so that their decorators run.
+    import forensics.features  # noqa: F401
+
+
+def get_block(name: str) -> FeatureBlock:
+    """The registered block called ``name``; :class:`UsageError` listing the known ones otherwise."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown feature block '{name}'; known blocks: {', '.join(sorted(_REGISTRY))}; presets: {', '.join(PRESETS)}") from None
+
+
+def all_blocks() -> dict[str, FeatureBlock]:
+    """Every registered block, by name, in registration order."""
+    _ensure_loaded()
+    return dict(_REGISTRY)
+
+
+def resolve_blocks(spec: str | list[str] | tuple | None) -> list[str]:
+    """Expand a ``--blocks`` value (names and presets, comma-separated or a list) to block names.
+
+    Order is the registry's; duplicates are removed; unknown names raise :class:`UsageError`, and so
+    do blocks whose optional dependency is missing.
+    """
+    _ensure_loaded()
+    if spec is None:
+        spec = "default"
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    items = [s for s in items if s]
+    if not items:
+        raise UsageError("no feature blocks given")
+    wanted: set[str] = set()
+    for item in items:
+        if item in PRESETS:
+            wanted.update(n for n, b in _REGISTRY.items() if item in b.presets)
+        else:
+            block = get_block(item)
+            if not block.classifier_input:
+                raise UsageError(f"block '{item}' is provenance only and always recorded; it cannot be a classifier block")
+            wanted.add(item)
+    names = [n for n in _REGISTRY if n in wanted]
+    for n in names:
+        _REGISTRY[n].check_available()
+    return names
+
+
+def feature_names(blocks, settings: dict | None = None) -> list[str]:
+    """Concatenated feature names of ``blocks`` (a spec or list), with per-block ``settings``."""
+    settings = settings or {}
+    out: list[str] = []
+    for name in resolve_blocks(blocks):
+        out.extend(get_block(name).feature_names(settings.get(name)))
+    return out
+
+
+def fmt_param(value) -> str:
+    """Encode a parameter value for a feature name (``0.5`` -> ``0p5``)."""
+    return str(value).replace(".", "p").replace("-", "m")

@@ -1,0 +1,1 @@
+"""Block module: being written."""

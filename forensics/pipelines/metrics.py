@@ -1,0 +1,93 @@
+"""Detection metrics computed from scores: AUC, AP, balanced accuracy, EER, per-class accuracy,
+and threshold selection on out-of-fold scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+
+def equal_error_rate(y_true, scores) -> float:
+    """The error rate where the false-positive rate equals the false-negative rate (interpolated)."""
+    y_true = np.asarray(y_true)
+    if len(np.unique(y_true)) < 2:
+        return math.nan
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fnr = 1.0 - tpr
+    diff = fpr - fnr
+    i = int(np.argmax(diff >= 0))  # first point where fpr >= fnr
+    if i == 0:
+        return float(fpr[0])
+    # linear interpolation between points i-1 and i
+    d0, d1 = diff[i - 1], diff[i]
+    t = d0 / (d0 - d1) if d1 != d0 else 0.0
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def detection_metrics(y_true, scores, threshold: float = 0.5) -> dict:
+    """AUC, average precision (fake = positive), balanced accuracy, accuracy on real and on fake at
+    ``threshold`` (score >= threshold means fake), EER, and counts."""
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(s)
+    y, s = y[ok], s[ok]
+    pred = (s >= threshold).astype(int)
+    real, fake = y == 0, y == 1
+    acc_real = float((pred[real] == 0).mean()) if real.any() else math.nan
+    acc_fake = float((pred[fake] == 1).mean()) if fake.any() else math.nan
+    both = real.any() and fake.any()
+    return {
+        "auc": float(roc_auc_score(y, s)) if both else math.nan,
+        "ap": float(average_precision_score(y, s)) if both else math.nan,
+        "balanced_accuracy": float(np.nanmean([acc_real, acc_fake])) if both else math.nan,
+        "acc_real": acc_real,
+        "acc_fake": acc_fake,
+        "eer": equal_error_rate(y, s) if both else math.nan,
+        "threshold": float(threshold),
+        "n": int(len(y)),
+        "n_real": int(real.sum()),
+        "n_fake": int(fake.sum()),
+    }
+
+
+def choose_threshold(y_true, scores, *, max_fpr: float | None = None) -> float:
+    """Decision threshold on scores (``score >= t`` means fake).
+
+    Without ``max_fpr``: the threshold with the best balanced accuracy (midpoint between adjacent
+    scores, so it generalises rather than sitting on a training score). With ``max_fpr``: the lowest
+    threshold whose false-positive rate on real images is at most ``max_fpr``.
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(s)
+    y, s = y[ok], s[ok]
+    if len(np.unique(y)) < 2:
+        return 0.5
+    if max_fpr is not None:
+        if not 0.0 <= max_fpr < 1.0:
+            raise ValueError(f"max_fpr must be in [0, 1), got {max_fpr}")
+        real = np.sort(s[y == 0])[::-1]
+        k = int(math.floor(max_fpr * len(real)))  # number of real images allowed above threshold
+        if k >= len(real):
+            return float(real[-1])
+        # threshold strictly above the (k+1)-th highest real score
+        return float(np.nextafter(real[k], np.inf))
+    order = np.argsort(s)
+    s_sorted, y_sorted = s[order], y[order]
+    n_real, n_fake = (y == 0).sum(), (y == 1).sum()
+    # Threshold between position i-1 and i: everything from i on is called fake.
+    real_below = np.concatenate([[0], np.cumsum(y_sorted == 0)])
+    fake_below = np.concatenate([[0], np.cumsum(y_sorted == 1)])
+    bal = 0.5 * (real_below / n_real + (n_fake - fake_below) / n_fake)
+    # only split between distinct scores
+    valid = np.ones(len(bal), dtype=bool)
+    valid[1:-1] = s_sorted[1:] != s_sorted[:-1]
+    bal = np.where(valid, bal, -1)
+    i = int(np.argmax(bal))
+    if i == 0:
+        return float(s_sorted[0])
+    if i == len(s_sorted):
+        return float(np.nextafter(s_sorted[-1], np.inf))
+    return float(0.5 * (s_sorted[i - 1] + s_sorted[i]))

@@ -251,6 +251,7 @@ def train(
 # --------------------------------------------------------------------------------------------------
 
 SCORE_COLUMNS = ["path", "prob_fake", "label", "error"] + [f"diag__{c}" for c in DIAG_COLUMNS]
+_INT_DIAG = ("width", "height", "file_size", "n_frames")
 
 
 def score_frame(model: ForensicModel, inputs, *, jobs: int = 1, cache_dir=None, progress: StageProgress | None = None):
@@ -270,7 +271,10 @@ def score_frame(model: ForensicModel, inputs, *, jobs: int = 1, cache_dir=None, 
         "error": [r.error for r in rows],
     }
     for c in DIAG_COLUMNS:
-        data[f"diag__{c}"] = [r.diag.get(c) for r in rows]
+        vals = [r.diag.get(c) for r in rows]
+        if c in _INT_DIAG:  # nullable integers: the CSV's float format must not round file sizes
+            vals = pd.array([None if v is None or v != v else int(v) for v in vals], dtype="Int64")
+        data[f"diag__{c}"] = vals
     return pd.DataFrame(data, columns=SCORE_COLUMNS)
 
 
@@ -297,6 +301,6 @@ def score(
         if tmp.exists():
             tmp.unlink()
     failed = int(frame["prob_fake"].isna().sum())
-    errors = summarize_errors(frame["error"].where(frame["error"].notna(), None))
+    errors = summarize_errors(frame["error"].dropna())
     n_fake = int((frame["label"] == "fake").sum())
     return RunSummary(len(frame), failed, errors, str(out), extra={"n_fake": n_fake, "n_real": int((frame["label"] == "real").sum())})

@@ -49,21 +49,31 @@ class FeatureCache:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / _FILENAME
         self._conn: sqlite3.Connection | None = None
+        self._broken = False  # the file could not be opened: run without the cache
 
     # sqlite connections cannot cross processes: open lazily, drop on pickling.
     def __getstate__(self):
-        return {"directory": self.directory, "readonly": self.readonly, "path": self.path, "_conn": None}
+        return {"directory": self.directory, "readonly": self.readonly, "path": self.path, "_conn": None,
+                "_broken": self._broken}
 
     @property
     def conn(self) -> sqlite3.Connection | None:
         if self._conn is None:
-            if self.readonly and not self.path.exists():
+            if self._broken or (self.readonly and not self.path.exists()):
                 return None
-            conn = sqlite3.connect(self.path, timeout=60)
-            if not self.readonly:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(_SCHEMA)
-                conn.commit()
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=60)
+                if not self.readonly:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute(_SCHEMA)
+                    conn.commit()
+            except sqlite3.Error as exc:  # a broken cache only costs recomputation
+                logger.warning("feature cache %s is unusable (%s); running without it", self.path, exc)
+                if conn is not None:
+                    conn.close()
+                self._broken = True
+                return None
             self._conn = conn
         return self._conn
 
@@ -85,9 +95,12 @@ class FeatureCache:
     def put_many(self, items: dict[str, bytes]) -> None:
         if self.readonly or not items:
             return
+        conn = self.conn
+        if conn is None:
+            return
         try:
-            self.conn.executemany("INSERT OR REPLACE INTO features (key, value) VALUES (?, ?)", items.items())
-            self.conn.commit()
+            conn.executemany("INSERT OR REPLACE INTO features (key, value) VALUES (?, ?)", items.items())
+            conn.commit()
         except sqlite3.Error as exc:
             logger.warning("could not write to the feature cache at %s: %s", self.path, exc)
 

@@ -99,7 +99,8 @@ def read_manifest(path: str | os.PathLike) -> list[LabelledImage]:
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
         if "path" not in fields or "label" not in fields:
             raise UsageError(f"manifest {path} needs 'path' and 'label' columns, found {reader.fieldnames}")
-        for lineno, row in enumerate(reader, start=2):
+        for row in reader:
+            lineno = reader.line_num  # physical line: blank lines and quoted newlines count
             row = {k.strip().lower(): v for k, v in row.items() if k is not None}
             raw = (row.get("path") or "").strip()
             if not raw:

@@ -139,10 +139,10 @@ def report_errors(errors, n_rows: int, n_failed: int) -> None:
 
 
 def main():  # console-script entry point
-    from forensics.cli import blocks, extract, score, train  # noqa: F401 - registers commands
+    from forensics.cli import blocks, demo, extract, score, train  # noqa: F401 - registers commands
 
     app()
 
 
 # Register commands when the app is imported by tests, too.
-from forensics.cli import blocks as _blocks, extract as _extract, score as _score, train as _train  # noqa: E402,F401
+from forensics.cli import blocks as _blocks, demo as _demo, extract as _extract, score as _score, train as _train  # noqa: E402,F401

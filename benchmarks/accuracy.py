@@ -1,0 +1,164 @@
+"""Accuracy benchmark on the labelled sets in ../shared/data (when present).
+
+For every set: extract features once (timed, fresh cache unless --cache-dir), then
+  - 5-fold stratified CV AUC / AP / balanced accuracy on all images (what ``forensics train`` prints);
+  - a held-out test: train on a stratified 80 % split, score the untouched 20 %;
+and across sets:
+  - the model trained on faces-stylegan scored on the *real* faces of faces-photoshop (false-positive
+    rate at its own threshold: does it call other cameras' real photos fake?);
+  - leave-one-set-out: train on all other sets, test on the left-out one (generalisation);
+  - one model on all sets pooled, AUC per set vs the set's own model.
+
+Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
+        [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
+Prints a Markdown table (pasted into the README with its date and commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from forensics.datasets import collect_labelled  # noqa: E402
+from forensics.extraction import FeatureSpec, iter_features  # noqa: E402
+from forensics.pipelines.metrics import choose_threshold, detection_metrics  # noqa: E402
+from forensics.pipelines.train import build_pipeline, cross_validated_scores  # noqa: E402
+
+IMAGE_SETS = ("faces-stylegan", "faces-photoshop", "cifake")
+
+
+def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, limit: int | None, seed: int):
+    items = collect_labelled([root / name])
+    if limit:
+        rng = np.random.default_rng(seed)
+        by_class = {c: [i for i in items if i.label == c] for c in (0, 1)}
+        items = []
+        for c, lst in by_class.items():
+            idx = rng.permutation(len(lst))[:limit]
+            items += [lst[i] for i in sorted(idx)]
+    t0 = time.perf_counter()
+    rows = list(iter_features([i.path for i in items], spec, jobs=jobs, cache_dir=cache_dir))
+    elapsed = time.perf_counter() - t0
+    X = np.vstack([r.features for r in rows])
+    y = np.array([i.label for i in items])
+    ok = ~np.all(np.isnan(X), axis=1)
+    return {"X": X[ok], "y": y[ok], "n_failed": int((~ok).sum()), "ms_per_image": 1000 * elapsed / max(1, len(items)), "jobs": jobs}
+
+
+def fit_score(classifier, Xtr, ytr, Xte, seed, jobs):
+    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs).fit(Xtr, ytr)
+    return model.predict_proba(Xte)[:, 1], model
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--sets", default=",".join(IMAGE_SETS))
+    ap.add_argument("--blocks", default="default")
+    ap.add_argument("--classifier", default="xgb")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="at most N images per class per set (quick runs)")
+    ap.add_argument("--cache-dir", default=None, help="reuse a feature cache (extraction times then measure cache hits)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-cross", action="store_true", help="skip the cross-set runs")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    if not args.data.is_dir():
+        print(f"no data folder at {args.data}; nothing to measure")
+        return 0
+    sets = [s for s in args.sets.split(",") if (args.data / s).is_dir()]
+    spec = FeatureSpec.create(args.blocks)
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="forensics-bench-cache-")
+    data = {}
+    for s in sets:
+        data[s] = load_set(args.data, s, spec, jobs=args.jobs, cache_dir=cache_dir, limit=args.limit, seed=args.seed)
+        print(f"# extracted {s}: {len(data[s]['y'])} images, {data[s]['ms_per_image']:.2f} ms/image (jobs={args.jobs})", file=sys.stderr)
+
+    results = {"sets": {}, "cross": {}}
+    for s in sets:
+        X, y = data[s]["X"], data[s]["y"]
+        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+        oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed)
+        thr = choose_threshold(y, oof)
+        cv = detection_metrics(y, oof, thr)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
+        oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed)
+        thr_tr = choose_threshold(ytr, oof_tr)
+        p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs)
+        held = detection_metrics(yte, p, thr_tr)
+        results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
+        print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
+
+    if not args.no_cross and len(sets) > 1:
+        if "faces-stylegan" in data and "faces-photoshop" in data:
+            a, b = data["faces-stylegan"], data["faces-photoshop"]
+            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+            thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed))
+            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs)
+            results["cross"]["stylegan_model_fpr_on_photoshop_real"] = float((p >= thr).mean())
+        for s in sets:
+            others = [o for o in sets if o != s]
+            Xtr = np.vstack([data[o]["X"] for o in others])
+            ytr = np.concatenate([data[o]["y"] for o in others])
+            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs)
+            results["cross"].setdefault("leave_one_set_out_auc", {})[s] = detection_metrics(data[s]["y"], p)["auc"]
+        # pooled model: 5-fold CV over the union, AUC per set from the out-of-fold scores
+        Xall = np.vstack([data[s]["X"] for s in sets])
+        yall = np.concatenate([data[s]["y"] for s in sets])
+        src = np.concatenate([[s] * len(data[s]["y"]) for s in sets])
+        strat = np.array([f"{a}-{b}" for a, b in zip(src, yall)])
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold
+
+        oof = np.full(len(yall), np.nan)
+        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+        for tr, te in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(Xall, strat):
+            oof[te] = clone(base).fit(Xall[tr], yall[tr]).predict_proba(Xall[te])[:, 1]
+        results["cross"]["pooled_cv_auc"] = {s: detection_metrics(yall[src == s], oof[src == s])["auc"] for s in sets}
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    results["meta"] = {"date": datetime.date.today().isoformat(), "commit": commit, "blocks": spec.blocks,
+                       "n_features": len(spec.feature_names()), "classifier": args.classifier, "limit": args.limit, "jobs": args.jobs}
+
+    print(f"\nAccuracy on ../shared/data, {results['meta']['date']}, commit {commit}, blocks {args.blocks} "
+          f"({results['meta']['n_features']} features), {args.classifier}" + (f", at most {args.limit} per class" if args.limit else ""))
+    print()
+    print("| set | n | CV AUC | CV AP | CV bal. acc | held-out AUC (20 %) | held-out bal. acc | extraction ms/image |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s, r in results["sets"].items():
+        cv, h = r["cv"], r["heldout"]
+        print(f"| {s} | {r['n']} | {cv['auc']:.4f} | {cv['ap']:.4f} | {cv['balanced_accuracy']:.4f} | {h['auc']:.4f} | "
+              f"{h['balanced_accuracy']:.4f} | {r['ms_per_image']:.2f} (jobs={args.jobs}) |")
+    c = results["cross"]
+    if c:
+        print()
+        if "stylegan_model_fpr_on_photoshop_real" in c:
+            print(f"- model trained on faces-stylegan, false-positive rate on the real faces of faces-photoshop: "
+                  f"{c['stylegan_model_fpr_on_photoshop_real']:.3f}")
+        if "leave_one_set_out_auc" in c:
+            print("- leave-one-set-out AUC (train on the others, test on this one): "
+                  + ", ".join(f"{s} {v:.4f}" for s, v in c["leave_one_set_out_auc"].items()))
+        if "pooled_cv_auc" in c:
+            print("- one model on all sets pooled, CV AUC per set (vs its own model): "
+                  + ", ".join(f"{s} {v:.4f} ({results['sets'][s]['cv']['auc']:.4f})" for s, v in c["pooled_cv_auc"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,7 +27,7 @@ from forensics.cache import (
     encode_record,
     encode_vector,
 )
-from forensics.errors import ForensicsError, ImageLoadError
+from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS, diag_features
 from forensics.loading import DEFAULT_MAX_PIXELS, load_image_bytes
@@ -48,9 +48,26 @@ class FeatureSpec:
     @classmethod
     def create(cls, blocks="default", settings: dict | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         names = resolve_blocks(blocks)
-        settings = {k: v for k, v in (settings or {}).items() if k in names}
+        settings = dict(settings or {})
+        stray = sorted(set(settings) - set(names))
+        if stray:
+            raise UsageError(f"settings given for block(s) not in use: {', '.join(stray)} (blocks: {', '.join(names)})")
         resolved = {n: get_block(n).resolve_settings(settings.get(n)) for n in names}
-        return cls(blocks=names, settings=resolved, max_pixels=max_pixels)
+        spec = cls(blocks=names, settings=resolved, max_pixels=max_pixels)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Run every block once on a small test image so that bad settings fail before a batch."""
+        probe = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        views = ImageViews(probe)
+        for n in self.blocks:
+            try:
+                get_block(n).compute(views, self.settings.get(n))
+            except (ValueError, TypeError) as exc:
+                raise UsageError(f"invalid settings for block '{n}' {self.settings.get(n)}: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - not a settings problem: reported per image later
+                logger.warning("block %s fails on the probe image: %s", n, exc)
 
     def feature_names(self) -> list[str]:
         out: list[str] = []
@@ -104,6 +121,13 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
     cached = cache.get_many(list(keys.values())) if cache is not None else {}
     new: dict[str, bytes] = {}
     diag = decode_record(cached[keys["diag"]]) if keys["diag"] in cached else None
+    if diag is not None and spec.max_pixels is not None and diag["width"] * diag["height"] > spec.max_pixels:
+        # The cache was filled under a higher limit: refuse exactly as the loader would.
+        exc = DecompressionBombError(
+            f"image declares {diag['width']}x{diag['height']} = {diag['width'] * diag['height']} pixels, over the "
+            f"limit of {spec.max_pixels} (possible decompression bomb); not decoded"
+        )
+        return Row(path, feats, diag, str(exc)), {}
     missing = [n for n in spec.blocks if keys[n] not in cached]
     errors: list[str] = []
     views = None

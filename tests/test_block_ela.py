@@ -19,7 +19,7 @@ from skimage import data
 
 from forensics.features import ImageViews, get_block
 from forensics.features.base import center_crop
-from forensics.features.ela import aligned_center_crop, ela_features, ela_names
+from forensics.features.ela import ela_features, ela_names
 from forensics.loading import as_loaded
 
 BLOCK = "ela"
@@ -145,7 +145,7 @@ def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
 
 def test_large_image_uses_an_aligned_centre_crop(astronaut):
     big = np.tile(astronaut, (4, 3, 1))[:2000, :1500]
-    crop = aligned_center_crop(big, 512)
+    crop = center_crop(big, 512)
     assert crop.shape[:2] == (512, 512)
     offset = (np.array(big.shape[:2]) - 512) // 2 // 16 * 16  # (736, 480): multiples of 16
     np.testing.assert_array_equal(crop, big[offset[0] : offset[0] + 512, offset[1] : offset[1] + 512])
@@ -155,12 +155,12 @@ def test_large_image_uses_an_aligned_centre_crop(astronaut):
 def test_aligned_crop_keeps_the_jpeg_grid():
     """A JPEG-compressed image larger than max_size: the 16-aligned crop stays on the original
     grid, so recompressing at the original quality changes almost nothing; the plain centre crop
-    (offset 44 = 4 mod 8) is off the grid and changes much more."""
+    (align=1: offset 44 = 4 mod 8) is off the grid and changes much more."""
     rng = np.random.default_rng(7)
     smooth = cv2.GaussianBlur(rng.uniform(0, 255, (600, 600, 3)).astype(np.float32), (0, 0), 2.0)
     img = jpeg_roundtrip(np.clip(smooth * 3 - 250, 0, 255).astype(np.uint8), 75)
     aligned = _feats(img)["q_75__mean"]
-    shifted = _feats(np.ascontiguousarray(center_crop(img, 512)))["q_75__mean"]
+    shifted = _feats(np.ascontiguousarray(center_crop(img, 512, align=1)))["q_75__mean"]
     assert aligned < 0.5 * shifted
 
 

@@ -423,11 +423,15 @@ def test_default_spec_matches_the_registry():
     assert sum(spec.block_sizes().values()) == len(feature_names("default"))
 
 
-def test_settings_for_unrequested_blocks_are_ignored_and_unknown_settings_refused():
+def test_settings_for_unrequested_blocks_and_unknown_or_invalid_settings_are_refused():
     from forensics.errors import UsageError
 
-    spec = FeatureSpec.create("color", {"spectrum": {"n_bins": 3}, "color": {"sat_bins": 4}})
+    spec = FeatureSpec.create("color", {"color": {"sat_bins": 4}})
     assert list(spec.settings) == ["color"]
     assert spec.settings["color"]["sat_bins"] == 4
+    with pytest.raises(UsageError, match="not in use: spectrum"):
+        FeatureSpec.create("color", {"spectrum": {"n_bins": 3}, "color": {"sat_bins": 4}})
+    with pytest.raises(UsageError, match="invalid settings for block 'color'"):
+        FeatureSpec.create("color", {"color": {"hue_bins": 0}})
     with pytest.raises(UsageError, match="unknown setting"):
         FeatureSpec.create("color", {"color": {"nosuch": 1}})

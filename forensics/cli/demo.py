@@ -30,7 +30,7 @@ def demo_command(
     train_dir, test_dir, cache = out / "train", out / "heldout", out / "cache"
     make_demo_dataset(train_dir, n_per_class=n_per_class, seed=0, overwrite=True)
     make_demo_dataset(test_dir, n_per_class=max(10, n_per_class // 2), seed=1, overwrite=True)
-    out_console.print(f"built {train_dir} ({2 * n_per_class} images) and {test_dir} (held-out, other generators)", highlight=False)
+    out_console.print(f"built {train_dir} ({2 * n_per_class} images) and {test_dir} (held-out, other generators)", highlight=False, soft_wrap=True)
     with progress_display() as progress:
         model, _ = api.train([train_dir], jobs=jobs, cache_dir=cache, progress=progress)
         model.save(out / "model.skops")
@@ -49,4 +49,5 @@ def demo_command(
         f"model: {out / 'model.skops'} ({model.card['n_features']} features, blocks {', '.join(model.spec.blocks)}); "
         f"scores: {out / 'scores.csv'} ({summary.n_rows} rows)",
         highlight=False,
+        soft_wrap=True,
     )

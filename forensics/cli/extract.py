@@ -31,6 +31,6 @@ def extract_command(
             cache_dir=opt.resolve_cache(cache_dir, no_cache), max_pixels=max_pixels, progress=progress,
         )
     report_errors(summary.errors, summary.n_rows, summary.n_failed)
-    out_console.print(f"wrote {summary.n_rows} rows to {summary.output} ({summary.n_ok} with features)", highlight=False)
+    out_console.print(f"wrote {summary.n_rows} rows to {summary.output} ({summary.n_ok} with features)", highlight=False, soft_wrap=True)
     if summary.n_ok == 0:
         fail("no image could be processed", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,11 +28,17 @@ SETTINGS = typer.Option(None, "--set", help="Block setting BLOCK.KEY=VALUE (VALU
 def resolve_cache(cache_dir: Optional[Path], no_cache: bool):
     if no_cache:
         return None
-    if cache_dir is not None:
-        return cache_dir
     from forensics.cache import default_cache_dir
+    from forensics.errors import UsageError
 
-    return default_cache_dir()
+    path = cache_dir if cache_dir is not None else default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use cache folder {path}: {exc.strerror or exc} (use --cache-dir or --no-cache)") from None
+    if path.is_dir() and not os.access(path, os.W_OK):
+        raise UsageError(f"cache folder {path} is not writable (use --cache-dir or --no-cache)")
+    return path
 
 
 SettingsList = Optional[List[str]]

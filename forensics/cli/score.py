@@ -32,6 +32,7 @@ def score_command(
         f"scored {summary.n_ok} of {summary.n_rows} files: {summary.extra['n_fake']} fake, {summary.extra['n_real']} real "
         f"(threshold {m.threshold:.3f}); wrote {summary.output}",
         highlight=False,
+        soft_wrap=True,
     )
     if summary.n_ok == 0:
         fail("no image could be scored", 1)

@@ -54,4 +54,4 @@ def train_command(
     table.add_row(f("auc"), f("ap"), f("balanced_accuracy"), f("eer"), f("acc_real"), f("acc_fake"), f"{fitted.threshold:.4f}")
     out_console.print(table)
     fitted.save(model)
-    out_console.print(f"wrote model to {model}", highlight=False)
+    out_console.print(f"wrote model to {model}", highlight=False, soft_wrap=True)

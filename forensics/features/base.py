@@ -42,6 +42,27 @@ class ImageViews:
         self.image: LoadedImage = as_loaded(image)
         self._cache: dict = {}
 
+    def crop(self, size: int | None) -> "ImageViews":
+        """Views of the grid-aligned centre crop of at most ``size`` x ``size`` pixels (cached).
+
+        Blocks crop *before* asking for colour conversions, so a 12-megapixel photo costs a
+        512 x 512 conversion, once, shared by every block using the same size. Returns ``self`` when
+        the image already fits.
+        """
+        if size is None or (self.image.height <= size and self.image.width <= size):
+            return self
+        key = ("crop", int(size))
+        child = self._cache.get(key)
+        if child is None:
+            img = self.image
+            cropped = LoadedImage(
+                rgb=np.ascontiguousarray(center_crop(img.rgb, size)),
+                format=img.format, mode=img.mode, jpeg_quality=img.jpeg_quality,
+                file_size=img.file_size, sha256=img.sha256, n_frames=img.n_frames, path=img.path,
+            )
+            child = self._cache[key] = ImageViews(cropped)
+        return child
+
     def _get(self, key, fn):
         out = self._cache.get(key)
         if out is None:
@@ -85,13 +106,23 @@ def as_views(image) -> ImageViews:
     return image if isinstance(image, ImageViews) else ImageViews(image)
 
 
-def center_crop(arr: np.ndarray, size: int | None) -> np.ndarray:
-    """Centre crop of at most ``size`` x ``size`` pixels (no resampling); smaller sides are kept."""
+#: Crops start on multiples of this, so that a previous JPEG grid (8x8, or 16x16 with chroma
+#: subsampling, anchored at the top-left pixel) stays aligned with the crop's own grid.
+CROP_ALIGN = 16
+
+
+def center_crop(arr: np.ndarray, size: int | None, align: int = CROP_ALIGN) -> np.ndarray:
+    """Centre crop of at most ``size`` x ``size`` pixels (no resampling); smaller sides are kept.
+
+    The crop's origin is a multiple of ``align`` (so it is at most ``align - 1`` pixels off centre):
+    cropping must not shift the JPEG block grid that the noise and ELA blocks measure.
+    """
     if size is None:
         return arr
     h, w = arr.shape[:2]
     ch, cw = min(h, size), min(w, size)
-    top, left = (h - ch) // 2, (w - cw) // 2
+    top = ((h - ch) // 2) // align * align
+    left = ((w - cw) // 2) // align * align
     return arr[top : top + ch, left : left + cw]
 
 

@@ -99,17 +99,7 @@ def _names(*, qualities=(95, 90, 75), patch=32, max_size=512):
     return names
 
 
-def aligned_center_crop(arr: np.ndarray, size: int, align: int = _ALIGN) -> np.ndarray:
-    """Centre crop of at most ``size`` x ``size`` pixels whose origin is a multiple of ``align``.
 
-    Keeps a previous JPEG compression grid (anchored at the image's top-left pixel) aligned with the
-    grid of the crop; the crop is at most ``align - 1`` pixels off centre.
-    """
-    h, w = arr.shape[:2]
-    ch, cw = min(h, size), min(w, size)
-    top = ((h - ch) // 2) // align * align
-    left = ((w - cw) // 2) // align * align
-    return arr[top : top + ch, left : left + cw]
 
 
 def _ratio(a, b):
@@ -207,9 +197,9 @@ def ela_features(image, *, qualities: tuple = (95, 90, 75), patch: int = 32, max
         absolute luma step across 8x8 block boundaries over that inside blocks.
     """
     qualities = _check_settings(qualities, patch, max_size)
-    v = as_views(image)
-    rgb = pad_to_min(aligned_center_crop(v.rgb, max_size), _MIN_SIDE)
-    gray = pad_to_min(aligned_center_crop(v.gray, max_size), _MIN_SIDE)
+    v = as_views(image).crop(max_size)
+    rgb = pad_to_min(v.rgb, _MIN_SIDE)
+    gray = pad_to_min(v.gray, _MIN_SIDE)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # contiguous, OpenCV's channel order
     h, w = bgr.shape[:2]
     p = int(min(patch, min(h, w) // 2))
@@ -285,4 +275,4 @@ def ela_features(image, *, qualities: tuple = (95, 90, 75), patch: int = 32, max
 
 
 ela_names = _names
-__all__ = ["aligned_center_crop", "ela_features", "ela_names"]
+__all__ = ["ela_features", "ela_names"]

@@ -27,7 +27,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from forensics.features.base import as_views, center_crop, pad_to_min, register_block
+from forensics.features.base import as_views, pad_to_min, register_block
 
 #: SRM-style high-pass kernels (cross-correlation, anchor at the centre) and their default
 #: quantisation steps (the central coefficient, Fridrich's q = c).
@@ -209,10 +209,10 @@ def noise_features(image, *, truncation: int = 2, step_scale: float = 1.0, max_s
         raise ValueError(f"step_scale must be a positive number, got {step_scale!r}")
     if not isinstance(max_size, (int, np.integer)) or max_size < _MIN_SIZE:
         raise ValueError(f"max_size must be an integer >= {_MIN_SIZE}, got {max_size!r}")
-    v = as_views(image)
-    gray = pad_to_min(center_crop(v.gray, max_size), _MIN_SIZE)
-    rgb = pad_to_min(center_crop(v.rgb, max_size), _MIN_SIZE)
-    rgb_f = pad_to_min(center_crop(v.rgb_f, max_size), _MIN_SIZE)
+    v = as_views(image).crop(max_size)
+    gray = pad_to_min(v.gray, _MIN_SIZE)
+    rgb = pad_to_min(v.rgb, _MIN_SIZE)
+    rgb_f = pad_to_min(v.rgb_f, _MIN_SIZE)
     g = np.rint(gray * np.float32(_SNAP))
     g *= np.float32(1.0 / _SNAP)
     b = _BORDER

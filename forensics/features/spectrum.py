@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import scipy.sparse as sp
 
-from forensics.features.base import as_views, center_crop, pad_to_min, register_block
+from forensics.features.base import as_views, pad_to_min, register_block
 
 #: Images are edge-padded to at least this size (a 1x1 image gives a finite, flat spectrum).
 _MIN_SIZE = 16
@@ -316,8 +316,8 @@ def spectrum_features(image, *, n_bins: int = 32, coarse_bins: int = 16, max_siz
         raise ValueError(f"coarse_bins must be an integer >= 2, got {coarse_bins!r}")
     if not isinstance(max_size, (int, np.integer)) or max_size < _MIN_SIZE:
         raise ValueError(f"max_size must be an integer >= {_MIN_SIZE}, got {max_size!r}")
-    v = as_views(image)
-    ycc = pad_to_min(center_crop(v.ycrcb, max_size), _MIN_SIZE)
+    v = as_views(image).crop(max_size)
+    ycc = pad_to_min(v.ycrcb, _MIN_SIZE)
     m, n = _fft_size(ycc.shape[0]), _fft_size(ycc.shape[1])
     top, left = (ycc.shape[0] - m) // 2, (ycc.shape[1] - n) // 2
     ycc = ycc[top : top + m, left : left + n]

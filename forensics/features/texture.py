@@ -44,7 +44,7 @@ import functools
 import cv2
 import numpy as np
 
-from forensics.features.base import as_views, center_crop, pad_to_min, register_block
+from forensics.features.base import as_views, pad_to_min, register_block
 
 _P = 8
 _RIU2_BINS = _P + 2  # 0..P uniform patterns by number of ones, P + 1 for every non-uniform pattern
@@ -220,7 +220,8 @@ def texture_features(image, *, radii: tuple = (1, 2, 3), u2: bool = True, max_si
     v = as_views(image)
     margin = int(max(radii))
     # (H, W, 2) float32 Y and Cr, so both channels are coded by the same array passes.
-    x = cv2.merge([center_crop(v.gray, max_size), cv2.extractChannel(center_crop(v.ycrcb, max_size), 1)])
+    v = v.crop(max_size)
+    x = cv2.merge([v.gray, cv2.extractChannel(v.ycrcb, 1)])
     x = pad_to_min(x.reshape(x.shape[0], x.shape[1], 2), 2 * margin + 1)
 
     counts = lbp_code_histograms(x, radii, margin=margin)  # (n_radii, 2, 256) code counts

@@ -80,8 +80,7 @@ def color_features(image, *, hue_bins: int = 12, sat_bins: int = 8, max_size: in
     histograms and saturation/clipping tails.
 
     All colour spaces are computed on 8 bits (OpenCV's conversions of the 8-bit image), so that every
-    moment comes exactly from a 256-bin histogram: fast, and as precise as the pixels themselves. Lab
-    moments use every other pixel of every other row (images of at least 16 px a side).
+    moment comes exactly from a 256-bin histogram: fast, and as precise as the pixels themselves.
 
     Parameters
     ----------
@@ -109,10 +108,7 @@ def color_features(image, *, hue_bins: int = 12, sat_bins: int = 8, max_size: in
     n = rgb.shape[0] * rgb.shape[1]
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)  # hue as 0-255 for one turn
     ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    # L scaled to 0-255, a/b offset by 128. OpenCV's 8-bit Lab is several times slower than the other
-    # conversions, so its moments are taken on every other pixel of every other row (a sample of the
-    # colour distribution; nothing is resampled).
-    lab = cv2.cvtColor(np.ascontiguousarray(rgb[::2, ::2]) if min(rgb.shape[:2]) >= 16 else rgb, cv2.COLOR_RGB2Lab)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)  # L scaled to 0-255, a/b offset by 128
     # (space image, per-channel (scale, offset)) in the order of _SPACES
     spaces = (
         (rgb, ((255.0, 0.0),) * 3),

@@ -10,7 +10,10 @@ and across sets:
   - one model on all sets pooled, AUC per set vs the set's own model.
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
-        [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
+        [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
+        [--no-cross] [--cv-only]
+``--blocks`` takes what ``forensics train --blocks`` takes: ``cnn`` (the optional frozen CNN, needs
+``pip install 'forensics[cnn]'``) or ``default,cnn`` report the CNN alone or next to the handcrafted blocks.
 Prints a Markdown table (pasted into the README with its date and commit).
 """
 
@@ -67,13 +70,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--sets", default=",".join(IMAGE_SETS))
-    ap.add_argument("--blocks", default="default")
+    ap.add_argument("--blocks", default="default", help="block names and presets, e.g. default, cnn, default,cnn")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="BLOCK.KEY=VALUE",
+                    help="a block setting, as in forensics train --set (repeatable)")
     ap.add_argument("--classifier", default="xgb")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="at most N images per class per set (quick runs)")
     ap.add_argument("--cache-dir", default=None, help="reuse a feature cache (extraction times then measure cache hits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set runs")
+    ap.add_argument("--cv-only", action="store_true", help="skip the held-out 80/20 test (half the fits; for slow runs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -81,7 +87,15 @@ def main(argv=None) -> int:
         print(f"no data folder at {args.data}; nothing to measure")
         return 0
     sets = [s for s in args.sets.split(",") if (args.data / s).is_dir()]
-    spec = FeatureSpec.create(args.blocks)
+    from forensics.cli.app import parse_settings
+
+    from forensics.errors import UsageError
+
+    try:
+        spec = FeatureSpec.create(args.blocks, parse_settings(args.settings))
+    except UsageError as exc:  # e.g. --blocks cnn without the extra: say how to install it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="forensics-bench-cache-")
     data = {}
     for s in sets:
@@ -95,11 +109,14 @@ def main(argv=None) -> int:
         oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed)
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-        oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed)
-        thr_tr = choose_threshold(ytr, oof_tr)
-        p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs)
-        held = detection_metrics(yte, p, thr_tr)
+        if args.cv_only:
+            held = {"auc": float("nan"), "balanced_accuracy": float("nan")}
+        else:
+            Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
+            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed)
+            thr_tr = choose_threshold(ytr, oof_tr)
+            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs)
+            held = detection_metrics(yte, p, thr_tr)
         results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
 
@@ -131,10 +148,11 @@ def main(argv=None) -> int:
         results["cross"]["pooled_cv_auc"] = {s: detection_metrics(yall[src == s], oof[src == s])["auc"] for s in sets}
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    results["meta"] = {"date": datetime.date.today().isoformat(), "commit": commit, "blocks": spec.blocks,
+    results["meta"] = {"date": datetime.date.today().isoformat(), "commit": commit, "blocks": spec.blocks, "settings": args.settings,
                        "n_features": len(spec.feature_names()), "classifier": args.classifier, "limit": args.limit, "jobs": args.jobs}
 
-    print(f"\nAccuracy on ../shared/data, {results['meta']['date']}, commit {commit}, blocks {args.blocks} "
+    print(f"\nAccuracy on ../shared/data, {results['meta']['date']}, commit {commit}, blocks {args.blocks}"
+          + (f" (--set {' '.join(args.settings)})" if args.settings else "") + " "
           f"({results['meta']['n_features']} features), {args.classifier}" + (f", at most {args.limit} per class" if args.limit else ""))
     print()
     print("| set | n | CV AUC | CV AP | CV bal. acc | held-out AUC (20 %) | held-out bal. acc | extraction ms/image |")

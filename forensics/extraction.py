@@ -30,7 +30,7 @@ from forensics.cache import (
 from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS, diag_features
-from forensics.loading import DEFAULT_MAX_PIXELS, load_image_bytes
+from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, load_image_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,22 @@ class FeatureSpec:
     blocks: list[str]
     settings: dict = field(default_factory=dict)
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    face_crop: bool = False  # blocks see the largest face (plus margin) instead of the whole image
 
     @classmethod
-    def create(cls, blocks="default", settings: dict | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    def create(cls, blocks="default", settings: dict | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               *, face_crop: bool = False):
         names = resolve_blocks(blocks)
         settings = dict(settings or {})
         stray = sorted(set(settings) - set(names))
         if stray:
             raise UsageError(f"settings given for block(s) not in use: {', '.join(stray)} (blocks: {', '.join(names)})")
         resolved = {n: get_block(n).resolve_settings(settings.get(n)) for n in names}
-        spec = cls(blocks=names, settings=resolved, max_pixels=max_pixels)
+        if face_crop:
+            from forensics.faces import check_available
+
+            check_available()
+        spec = cls(blocks=names, settings=resolved, max_pixels=max_pixels, face_crop=bool(face_crop))
         spec.validate()
         return spec
 
@@ -80,6 +86,11 @@ class FeatureSpec:
 
     def cache_keys(self, sha256: str) -> dict[str, str]:
         keys = {n: f"{sha256}:{get_block(n).settings_key(self.settings.get(n))}" for n in self.blocks}
+        if self.face_crop:  # only then, so that keys without face crops stay valid
+            from forensics.faces import FACE_VERSION
+
+            keys = {n: f"{sha256}:{FACE_VERSION}:{k.split(':', 1)[1]}" for n, k in keys.items()}
+            keys["face"] = f"{sha256}:{FACE_VERSION}"
         keys["diag"] = f"{sha256}:diag:v1"
         return keys
 
@@ -93,6 +104,7 @@ class Row:
     diag: dict
     error: str | None = None
     n_computed: int = 0  # blocks computed (not from cache)
+    face_box: str | None = None  # face crops only: "x,y,w,h" of the face, "" when none (whole image used)
 
 
 def _empty_diag() -> dict:
@@ -129,9 +141,10 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
         )
         return Row(path, feats, diag, str(exc)), {}
     missing = [n for n in spec.blocks if keys[n] not in cached]
+    face = decode_record(cached[keys["face"]]) if spec.face_crop and keys["face"] in cached else None
     errors: list[str] = []
     views = None
-    if missing or diag is None:
+    if missing or diag is None or (spec.face_crop and face is None):
         try:
             image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
         except ImageLoadError as exc:
@@ -142,6 +155,12 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
         if diag is None:
             diag = diag_features(views)
             new[keys["diag"]] = encode_record(diag)
+        if spec.face_crop:
+            try:
+                views, face = _face_views(image)
+            except Exception as exc:  # noqa: BLE001 - a detector failure must not sink the batch
+                return Row(path, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}"), new
+            new[keys["face"]] = encode_record(face)
     offset = 0
     n_computed = 0
     for name in spec.blocks:
@@ -161,7 +180,60 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
         if vec.shape[0] == size:
             feats[offset : offset + size] = vec
         offset += size
-    return Row(path, feats, diag, "; ".join(errors) or None, n_computed), new
+    face_box = _face_box_text(face) if spec.face_crop else None
+    return Row(path, feats, diag, "; ".join(errors) or None, n_computed, face_box), new
+
+
+def _face_views(image) -> tuple[ImageViews, dict]:
+    """Views of the largest face crop of a loaded image (the whole image when there is none)."""
+    from forensics.faces import largest_face_crop
+
+    crop, box = largest_face_crop(image.rgb)
+    if box is None:
+        return ImageViews(image), {"box": None}
+    cropped = LoadedImage(rgb=crop, format=image.format, mode=image.mode, jpeg_quality=image.jpeg_quality,
+                          file_size=image.file_size, sha256=image.sha256, n_frames=image.n_frames, path=image.path)
+    return ImageViews(cropped), {"box": list(box)}
+
+
+def _face_box_text(face: dict | None) -> str:
+    from forensics.faces import format_box
+
+    return format_box((face or {}).get("box"))
+
+
+def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>") -> Row:
+    """Features of one in-memory image (an RGB array, e.g. a video frame), as a :class:`Row`.
+
+    The same blocks, settings and face crop as :func:`process_one`, without file or cache: a block
+    that fails gives NaN for its features and its message in ``error``. Arrays other than (H, W, 3)
+    uint8 are converted as :func:`forensics.loading.array_to_rgb8` does.
+    """
+    sizes = spec.block_sizes()
+    feats = np.full(sum(sizes.values()), np.nan)
+    try:
+        image = as_loaded(image)
+    except ImageLoadError as exc:
+        return Row(name, feats, _empty_diag(), str(exc))
+    views = ImageViews(image)
+    diag = diag_features(views)
+    face = None
+    if spec.face_crop:
+        try:
+            views, face = _face_views(image)
+        except Exception as exc:  # noqa: BLE001
+            return Row(name, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}")
+    errors: list[str] = []
+    offset = 0
+    for n in spec.blocks:
+        try:
+            feats[offset : offset + sizes[n]] = get_block(n).compute(views, spec.settings.get(n))
+        except Exception as exc:  # noqa: BLE001 - a block bug must not sink the batch
+            logger.warning("block %s failed on %s: %s", n, name, exc)
+            errors.append(f"block {n} failed: {type(exc).__name__}: {exc}")
+        offset += sizes[n]
+    face_box = _face_box_text(face) if spec.face_crop else None
+    return Row(name, feats, diag, "; ".join(errors) or None, len(spec.blocks), face_box)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,9 +244,9 @@ _WORKER: dict = {}
 
 
 def _init_worker(spec: FeatureSpec, cache_dir: str | None) -> None:
-    import cv2
+    from forensics.runtime import tune_process
 
-    cv2.setNumThreads(1)
+    tune_process()
     _WORKER["spec"] = spec
     _WORKER["cache"] = FeatureCache(cache_dir, readonly=True) if cache_dir else None
 
@@ -196,6 +268,7 @@ def iter_features(
     cache_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
     chunk_size: int = 16,
+    scheduler=None,
 ) -> Iterator[Row]:
     """Yield one :class:`Row` per path, in order, computing features with ``jobs`` processes.
 
@@ -211,7 +284,15 @@ def iter_features(
         Feature cache folder; ``None`` disables caching.
     progress : callable(n_done, n_total) or None
         Called after each chunk.
+    scheduler : str, distributed.Client or None
+        Run the chunks on a dask.distributed cluster instead (see :mod:`forensics.distributed`): a
+        scheduler address (``tcp://host:8786``), ``"local"`` (a LocalCluster of ``jobs`` worker
+        processes) or a Client. Needs the extra ``forensics[dask]``.
     """
+    if scheduler is not None:
+        from forensics.distributed import check_available
+
+        check_available()
     paths = [str(p) for p in paths]
     total = len(paths)
     jobs = _effective_jobs(jobs)
@@ -220,7 +301,15 @@ def iter_features(
     if progress:
         progress(0, total)
     try:
-        if jobs <= 1 or total <= chunk_size:
+        if scheduler is not None:
+            from forensics.distributed import dask_client, map_chunks
+
+            if cache is not None:
+                cache.conn  # create the file so that workers on this machine can open it read-only
+            with dask_client(scheduler, jobs=jobs) as client:
+                for results in map_chunks(client, _chunks(paths, chunk_size), spec, cache_dir):
+                    done = yield from _emit(results, cache, done, total, progress)
+        elif jobs <= 1 or total <= chunk_size:
             for chunk in _chunks(paths, chunk_size):
                 results = [process_one(p, spec, cache) for p in chunk]
                 done = yield from _emit(results, cache, done, total, progress)

@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 #: File extensions recognised as images (lower case, without the dot).
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"})
 
+#: Pillow decoders the loader uses: the containers of :data:`IMAGE_EXTENSIONS` (Pillow's JPEG opener
+#: also reads MPO, the multi-picture JPEG many phones write). Whatever a file's name, no other parser
+#: ever sees it: no EPS (which would run Ghostscript), PSD, ICO...
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+
 #: Default limit on width * height, checked from the header before decoding (about 89 megapixels,
 #: the same order as Pillow's own warning threshold).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -178,7 +183,7 @@ def array_to_rgb8(array: np.ndarray) -> np.ndarray:
     elif arr.dtype == np.bool_:
         out = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
-        out = np.clip(np.rint(np.nan_to_num(arr.astype(np.float64)) * 255.0), 0, 255).astype(np.uint8)
+        out = np.rint(np.clip(np.nan_to_num(arr.astype(np.float64)), 0.0, 1.0) * 255.0).astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         if info.max > 255:
@@ -203,7 +208,7 @@ def load_image_bytes(
         raise ImageLoadError("empty file")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
     except UnidentifiedImageError:
         raise ImageLoadError("not a recognised image format") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on corrupt headers
@@ -219,10 +224,15 @@ def load_image_bytes(
             )
         fmt = img.format or "UNKNOWN"
         mode = img.mode
-        n_frames = int(getattr(img, "n_frames", 1) or 1)
-        quality = estimate_jpeg_quality(getattr(img, "quantization", None)) if fmt == "JPEG" else float("nan")
         try:
-            if n_frames > 1:
+            # Counting frames walks the whole file: a corrupt later frame must not sink the first one.
+            n_frames = int(getattr(img, "n_frames", 1) or 1)
+            frames_ok = True
+        except Exception:  # noqa: BLE001 - IndexError, struct.error, EOFError... on corrupt frames
+            n_frames, frames_ok = 1, False
+        try:
+            quality = estimate_jpeg_quality(getattr(img, "quantization", None)) if fmt == "JPEG" else float("nan")
+            if n_frames > 1 or not frames_ok:
                 img.seek(0)
             img.load()
             oriented = ImageOps.exif_transpose(img)

@@ -23,7 +23,8 @@ from forensics.extraction import FeatureSpec
 logger = logging.getLogger(__name__)
 
 MODEL_FORMAT = "forensics-model"
-MODEL_FORMAT_VERSION = 1
+#: 2: a calibrator maps the pipeline's scores to ``prob_fake`` (the threshold is on that scale).
+MODEL_FORMAT_VERSION = 2
 
 #: Types, beyond what skops trusts by default, that a model file may contain.
 TRUSTED_TYPES = frozenset(
@@ -40,12 +41,17 @@ TRUSTED_TYPES = frozenset(
 
 @dataclass
 class ForensicModel:
-    """A trained detector: feature spec, fitted pipeline, decision threshold and model card."""
+    """A trained detector: feature spec, fitted pipeline, decision threshold and model card.
+
+    ``calibrator`` (see :mod:`forensics.pipelines.calibration`) maps the pipeline's scores to
+    calibrated probabilities; ``None`` leaves them as they are. The threshold is on the calibrated scale.
+    """
 
     pipeline: object
     spec: FeatureSpec
     threshold: float = 0.5
     card: dict = field(default_factory=dict)
+    calibrator: object = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -58,6 +64,10 @@ class ForensicModel:
         ok = ~np.all(np.isnan(X), axis=1) if X.size else np.zeros(X.shape[0], bool)
         if ok.any():
             out[ok] = self.pipeline.predict_proba(X[ok])[:, 1]
+        if self.calibrator is not None:
+            from forensics.pipelines.calibration import apply_calibrator
+
+            out = apply_calibrator(self.calibrator, out)
         return out
 
     def label(self, probs) -> list[str | None]:
@@ -75,13 +85,15 @@ class ForensicModel:
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "card": _plain(self.card),
-            "spec": {"blocks": list(self.spec.blocks), "settings": _plain(self.spec.settings), "max_pixels": self.spec.max_pixels},
+            "spec": {"blocks": list(self.spec.blocks), "settings": _plain(self.spec.settings), "max_pixels": self.spec.max_pixels,
+                     "face_crop": bool(self.spec.face_crop)},
             "threshold": float(self.threshold),
             "pipeline": self.pipeline,
+            "calibrator": self.calibrator,
         }
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            sio.dump(payload, tmp)
+            sio.dump(payload, tmp, compression=zipfile.ZIP_DEFLATED)  # the card's score lists compress ~50x
             os.replace(tmp, path)
         finally:
             if tmp.exists():
@@ -131,9 +143,14 @@ class ForensicModel:
             for b in spec_d["blocks"]:
                 known[b].check_available()
                 known[b].resolve_settings(spec_d["settings"].get(b))
+            if spec_d.get("face_crop"):
+                from forensics.faces import check_available
+
+                check_available()
         except UsageError as exc:
             raise ModelFileError(f"{path} cannot be used here: {exc}") from None
-        spec = FeatureSpec(blocks=list(spec_d["blocks"]), settings=dict(spec_d["settings"]), max_pixels=spec_d.get("max_pixels"))
+        spec = FeatureSpec(blocks=list(spec_d["blocks"]), settings=dict(spec_d["settings"]), max_pixels=spec_d.get("max_pixels"),
+                           face_crop=bool(spec_d.get("face_crop", False)))
         card = payload.get("card", {})
         saved_names = card.get("feature_names")
         if saved_names is not None and list(saved_names) != spec.feature_names():
@@ -141,7 +158,8 @@ class ForensicModel:
                 f"{path} was trained with forensics {card.get('forensics_version', '?')} whose feature names differ "
                 f"from this installation's ({__version__}); retrain the model"
             )
-        return cls(pipeline=payload["pipeline"], spec=spec, threshold=float(payload["threshold"]), card=card)
+        return cls(pipeline=payload["pipeline"], spec=spec, threshold=float(payload["threshold"]), card=card,
+                   calibrator=payload.get("calibrator"))
 
 
 def _plain(obj):
@@ -172,6 +190,7 @@ def make_card(*, spec: FeatureSpec, classifier: str, training: dict, cv_metrics:
         "classifier": classifier,
         "blocks": list(spec.blocks),
         "block_settings": spec.settings,
+        "face_crop": bool(spec.face_crop),
         "feature_names": spec.feature_names(),
         "n_features": len(spec.feature_names()),
         "training_data": training,
@@ -180,6 +199,12 @@ def make_card(*, spec: FeatureSpec, classifier: str, training: dict, cv_metrics:
         "threshold_rule": threshold_rule,
         "versions": {"scikit-learn": sklearn.__version__, "xgboost": xgb_version, "numpy": np.__version__},
     }
+    from forensics.features.base import get_block
+
+    # Blocks with a ``card_info`` hook (e.g. a CNN backbone and its weights' SHA-256) describe themselves.
+    block_info = {b: get_block(b).card_info(**spec.settings.get(b, {})) for b in spec.blocks if get_block(b).card_info}
+    if block_info:
+        card["block_info"] = block_info
     if extra:
         card.update(extra)
     return _plain(card)

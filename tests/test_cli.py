@@ -198,7 +198,7 @@ def test_train_default_classifier_and_settings(data, tmp_path):
     run("-q", "train", data, "--model", model, "--blocks", "color", "--folds", "2", "--set", "color.sat_bins=4", "--no-cache")
     loaded = ForensicModel.load(model)
     assert loaded.card["classifier"] == "xgb"
-    assert loaded.spec.settings["color"] == {"hue_bins": 12, "sat_bins": 4}
+    assert loaded.spec.settings["color"] == {"hue_bins": 12, "sat_bins": 4, "max_size": 512}
     assert len(loaded.feature_names) == len(COLOR) - 4
 
 
@@ -371,7 +371,7 @@ def _usage_cases():
         "train missing data": (["train", f"{r}/ghost", "--model", f"{r}/t.skops", "--blocks", "color"], 2, r"data not found: .*ghost"),
         "train no class folders": (["train", f"{r}/flat", "--model", f"{r}/t.skops", "--blocks", "color"], 2, r"no real/ or fake/ sub-folder"),
         "train one class": (["train", f"{r}/onlyreal", "--model", f"{r}/t.skops", "--blocks", "color"], 2,
-                            r"needs both real and fake images; found only real \(3 images\)"),
+                            r"needs both real and fake images; found only real \(3 (images|files)\)"),
         "train missing model folder": (["train", d, "--model", f"{r}/no/t.skops", "--blocks", "color"], 2, r"folder of --model does not exist"),
         "train model is a folder": (["train", d, "--model", f"{r}/outdir", "--blocks", "color"], 2, r"--model is a folder"),
         "train one fold": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--folds", "1"], 2, r"--folds must be at least 2"),

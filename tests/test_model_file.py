@@ -111,7 +111,7 @@ def test_model_card(trained, saved):
     assert card["forensics_version"] == forensics.__version__
     assert card["classifier"] == "xgb"
     assert card["blocks"] == ["color"]
-    assert card["block_settings"] == {"color": {"hue_bins": 12, "sat_bins": 8}}
+    assert card["block_settings"] == {"color": {"hue_bins": 12, "sat_bins": 8, "max_size": 512}}
     assert card["feature_names"] == feature_names("color")
     assert card["n_features"] == len(feature_names("color"))
     t = card["training_data"]
@@ -148,7 +148,7 @@ def test_card_records_failed_images_and_settings(dataset, tmp_path):
     assert model.card["feature_names"] == FeatureSpec.create("color", {"color": {"hue_bins": 6}}).feature_names()
     path = tmp_path / "m.skops"
     model.save(path)
-    assert ForensicModel.load(path).spec.settings == {"color": {"hue_bins": 6, "sat_bins": 8}}
+    assert ForensicModel.load(path).spec.settings == {"color": {"hue_bins": 6, "sat_bins": 8, "max_size": 512}}
 
 
 @pytest.mark.parametrize("classifier", ["svm", "logreg"])

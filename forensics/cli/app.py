@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from typing import Optional
@@ -42,15 +43,23 @@ def root(
 ):
     STATE["debug"] = debug
     STATE["quiet"] = quiet
+    from forensics.runtime import tune_process
+
+    tune_process()
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:  # dask.distributed (--scheduler) logs every connection at INFO; its workers read the variable
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+        logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 def fail(message: str, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages may hold brackets, e.g. pip install 'forensics[cnn]'
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -139,10 +148,15 @@ def report_errors(errors, n_rows: int, n_failed: int) -> None:
 
 
 def main():  # console-script entry point
-    from forensics.cli import blocks, demo, extract, score, train  # noqa: F401 - registers commands
+    from forensics.cli import blocks, demo, extract, score, train, video  # noqa: F401 - registers commands
+    from forensics.cli import audit, evaluate, report  # noqa: F401 - registers commands
+    from forensics.cli import train_table  # noqa: F401 - registers commands
 
     app()
 
 
 # Register commands when the app is imported by tests, too.
-from forensics.cli import blocks as _blocks, demo as _demo, extract as _extract, score as _score, train as _train  # noqa: E402,F401
+from forensics.cli import blocks as _blocks, demo as _demo, extract as _extract, score as _score, train as _train, video as _video  # noqa: E402,F401
+from forensics.cli import audit as _audit, evaluate as _evaluate, report as _report  # noqa: E402,F401
+from forensics.cli import train_table as _train_table  # noqa: E402,F401
+from forensics.cli import inspect as _inspect  # noqa: E402,F401

@@ -163,6 +163,9 @@ class FeatureBlock:
     version: int = 1
     classifier_input: bool = True
     defaults: dict = field(default_factory=dict)
+    #: Optional ``card_info(**settings) -> dict``: what the block adds to a model card (e.g. a
+    #: backbone and its weights' SHA-256), recorded under ``block_info``.
+    card_info: Callable | None = None
 
     def check_available(self) -> None:
         """Raise :class:`UsageError` when an optional dependency of the block is missing."""
@@ -218,11 +221,13 @@ def register_block(
     install_hint: str = "",
     version: int = 1,
     classifier_input: bool = True,
+    card_info: Callable | None = None,
 ):
     """Decorator registering a per-image feature function as block ``name``.
 
     The function's keyword-only arguments (with their defaults) are the block's settings; ``names``
-    is called with the same settings and returns the feature names (without the block prefix).
+    is called with the same settings and returns the feature names (without the block prefix);
+    ``card_info``, when given, is too and returns what the block records in a model card.
     """
 
     def deco(func: Callable) -> Callable:
@@ -250,6 +255,7 @@ def register_block(
             version=version,
             classifier_input=classifier_input,
             defaults=defaults,
+            card_info=card_info,
         )
         func.block_name = name
         return func

@@ -26,9 +26,29 @@ def equal_error_rate(y_true, scores) -> float:
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
+def tpr_at_fpr(y_true, scores, max_fpr: float) -> float:
+    """Share of fakes detected at the lowest threshold whose false-positive rate on real images is at
+    most ``max_fpr`` (no interpolation: an operating point one could actually set)."""
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    if len(np.unique(y)) < 2:
+        return math.nan
+    fpr, tpr, _ = roc_curve(y, s)
+    ok = fpr <= max_fpr + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def brier_score(y_true, scores) -> float:
+    """Mean squared difference between the fake probability and the label (0 is perfect)."""
+    y = np.asarray(y_true).astype(float)
+    s = np.asarray(scores, dtype=float)
+    return float(np.mean((s - y) ** 2)) if len(y) else math.nan
+
+
 def detection_metrics(y_true, scores, threshold: float = 0.5) -> dict:
     """AUC, average precision (fake = positive), balanced accuracy, accuracy on real and on fake at
-    ``threshold`` (score >= threshold means fake), EER, and counts."""
+    ``threshold`` (score >= threshold means fake), EER, detection rate at 1 % and 5 % false
+    positives, Brier score, and counts."""
     y = np.asarray(y_true).astype(int)
     s = np.asarray(scores, dtype=float)
     ok = np.isfinite(s)
@@ -45,6 +65,9 @@ def detection_metrics(y_true, scores, threshold: float = 0.5) -> dict:
         "acc_real": acc_real,
         "acc_fake": acc_fake,
         "eer": equal_error_rate(y, s) if both else math.nan,
+        "tpr_at_fpr_1": tpr_at_fpr(y, s, 0.01) if both else math.nan,
+        "tpr_at_fpr_5": tpr_at_fpr(y, s, 0.05) if both else math.nan,
+        "brier": brier_score(y, s) if len(y) else math.nan,
         "threshold": float(threshold),
         "n": int(len(y)),
         "n_real": int(real.sum()),

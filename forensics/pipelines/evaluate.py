@@ -1,0 +1,178 @@
+"""Held-out evaluation of a model on labelled data, clean and under perturbations.
+
+Each image is read and decoded once; its features are computed on the clean image and on each
+perturbed copy (JPEG re-compression, resizing, blur, cropping, noise; see :mod:`forensics.perturbations`),
+in memory: perturbed features never go through the file cache. Real and fake images get the same
+perturbations. Per condition: AUC, AP, balanced accuracy, accuracy on real and on fake at the model's
+threshold, EER, detection rate at 1 % and 5 % false positives, Brier score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from forensics.datasets import collect_labelled
+from forensics.errors import ImageLoadError, UsageError
+from forensics.extraction import FeatureSpec, features_for_array
+from forensics.loading import load_image_bytes
+from forensics.perturbations import Perturbation
+from forensics.pipelines.metrics import detection_metrics
+
+logger = logging.getLogger(__name__)
+
+#: Name of the unperturbed condition in results.
+CLEAN = "clean"
+
+
+def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation]) -> tuple[np.ndarray, list[str | None]]:
+    """Features of one image file, clean and under each perturbation: an array of shape
+    (1 + len(perturbations), n_features) and one error (or ``None``) per condition. Never raises for
+    bad input: an unreadable file gives NaN rows and its error in every condition."""
+    n_feat = sum(spec.block_sizes().values())
+    n_cond = 1 + len(perturbations)
+    feats = np.full((n_cond, n_feat), np.nan)
+    try:
+        data = Path(path).read_bytes()
+        image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
+    except ImageLoadError as exc:
+        return feats, [str(exc)] * n_cond
+    except OSError as exc:
+        msg = f"cannot read file: {exc.strerror or exc}"
+        return feats, [msg] * n_cond
+    row = features_for_array(image, spec, name=path)
+    feats[0] = row.features
+    errors: list[str | None] = [row.error]
+    for i, p in enumerate(perturbations, start=1):
+        try:
+            perturbed = p(image.rgb)
+        except Exception as exc:  # noqa: BLE001 - one image's failure must not sink the run
+            errors.append(f"{p.name} failed: {type(exc).__name__}: {exc}")
+            continue
+        row = features_for_array(perturbed, spec, name=f"{path} [{p.name}]")
+        feats[i] = row.features
+        errors.append(row.error)
+    return feats, errors
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation]) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER["spec"], _WORKER["perturbations"] = spec, perturbations
+
+
+def _work(paths: list[str]):
+    return [image_conditions(p, _WORKER["spec"], _WORKER["perturbations"]) for p in paths]
+
+
+def _jobs(jobs: int) -> int:
+    if not jobs:
+        return 1
+    return max(1, (os.cpu_count() or 1) + 1 + jobs) if jobs < 0 else jobs
+
+
+def condition_scores(
+    model,
+    paths: list[str],
+    perturbations: list[Perturbation],
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = 8,
+) -> tuple[np.ndarray, list[list[str | None]]]:
+    """Scores of ``model`` on each image (rows) under each condition (columns: clean, then the
+    perturbations), and the errors per image and condition. Features are scored chunk by chunk, so
+    memory stays at one chunk's features."""
+    n, n_cond = len(paths), 1 + len(perturbations)
+    scores = np.full((n, n_cond), np.nan)
+    errors: list[list[str | None]] = []
+    chunks = [paths[i : i + chunk_size] for i in range(0, n, chunk_size)]
+    done = 0
+    if progress:
+        progress(0, n)
+
+    def consume(results):
+        nonlocal done
+        for feats, errs in results:
+            scores[done] = model.predict_proba(feats)
+            errors.append(errs)
+            done += 1
+        if progress:
+            progress(done, n)
+
+    jobs = _jobs(jobs)
+    if jobs <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            consume([image_conditions(p, model.spec, perturbations) for p in chunk])
+    else:
+        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(model.spec, perturbations)) as pool:
+            for results in pool.map(_work, chunks):
+                consume(results)
+    return scores, errors
+
+
+def evaluate(
+    model,
+    data,
+    perturbations: list[Perturbation] = (),
+    *,
+    jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict, Counter]:
+    """Metrics of ``model`` on the labelled ``data`` (folders with real/ and fake/, CSV manifests),
+    clean and under each perturbation.
+
+    Returns ``{condition: metrics}`` with conditions ``clean`` then each perturbation's name (as
+    given, e.g. ``jpeg:75``); metrics are those of :func:`~forensics.pipelines.metrics.detection_metrics`
+    at the model's threshold plus ``n_failed`` (images without a score in that condition, left out).
+    Also returns the distinct errors (``condition: message``) with their counts.
+    """
+    items = collect_labelled([str(d) for d in data])
+    if not items:
+        raise UsageError(f"no image files found in {', '.join(map(str, data))}")
+    y = np.array([i.label for i in items])
+    if len(np.unique(y)) < 2:
+        logger.warning("only one class in the evaluation data: AUC, AP and EER are undefined")
+    perturbations = list(perturbations)
+    scores, errors = condition_scores(model, [i.path for i in items], perturbations, jobs=jobs, progress=progress)
+    names = [CLEAN] + [p.name for p in perturbations]
+    out: dict = {}
+    for j, name in enumerate(names):
+        s = scores[:, j]
+        m = detection_metrics(y, s, model.threshold)
+        m["n_failed"] = int((~np.isfinite(s)).sum())
+        out[name] = m
+    problems: Counter = Counter()
+    for errs in errors:
+        if errs[0] and all(e == errs[0] for e in errs):  # unreadable file: one message, not one per condition
+            problems[errs[0]] += 1
+            continue
+        for name, e in zip(names, errs):
+            if e:
+                problems[f"{name}: {e}"] += 1
+    return out, problems
+
+
+def json_ready(obj):
+    """NaN and infinities to ``None`` (strict JSON), recursively."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

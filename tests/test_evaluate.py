@@ -1,0 +1,185 @@
+"""``forensics evaluate``: metrics on clean images and on perturbed copies made in memory."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from forensics import api
+from forensics.cli import app
+from forensics.demo import make_demo_dataset
+from forensics.errors import UsageError
+from forensics.loading import load_image_bytes
+from forensics.perturbations import (
+    DEFAULT_PERTURBATIONS,
+    center_crop_fraction,
+    gaussian_blur,
+    gaussian_noise,
+    jpeg_recompress,
+    parse_perturbations,
+    resize,
+)
+from forensics.pipelines.evaluate import CLEAN, evaluate
+from forensics.pipelines.metrics import detection_metrics
+
+runner = CliRunner()
+METRIC_KEYS = {"auc", "ap", "balanced_accuracy", "acc_real", "acc_fake", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "brier", "n", "n_failed"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("eval-data")
+    make_demo_dataset(root, n_per_class=12, size=64, seed=31)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_path(data, tmp_path_factory) -> Path:
+    model, _ = api.train([data], blocks="color,spectrum", classifier="logreg", n_splits=3, cache_dir=None)
+    path = tmp_path_factory.mktemp("eval-model") / "m.skops"
+    model.save(path)
+    return path
+
+
+def _rgb(seed=0, h=48, w=40):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------
+# perturbations
+# --------------------------------------------------------------------------------------------------
+
+
+def test_parse_default_perturbations():
+    ps = parse_perturbations(DEFAULT_PERTURBATIONS)
+    assert [p.name for p in ps] == ["jpeg:95", "jpeg:75", "jpeg:50", "resize:0.5", "blur:1.0", "crop:0.8"]
+    assert [p.kind for p in ps] == ["jpeg", "jpeg", "jpeg", "resize", "blur", "crop"]
+    assert parse_perturbations("none") == [] and parse_perturbations("") == []
+    assert [p.name for p in parse_perturbations(" jpeg:75 , jpeg:75,noise:2")] == ["jpeg:75", "noise:2"]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("sharpen:2", "unknown perturbation 'sharpen:2'"),
+        ("jpeg", "unknown perturbation 'jpeg'"),
+        ("jpeg:101", "quality must be in 1..100"),
+        ("jpeg:7.5", "quality must be an integer"),
+        ("resize:abc", "factor must be a number"),
+        ("crop:0", "fraction must be in"),
+        ("blur:-1", "sigma must be in"),
+    ],
+)
+def test_bad_perturbations_are_usage_errors(text, match):
+    with pytest.raises(UsageError, match=match):
+        parse_perturbations(text)
+
+
+def test_perturbation_functions():
+    rgb = _rgb()
+    decoded = load_image_bytes(jpeg_recompress(rgb, quality=50))
+    assert decoded.format == "JPEG" and decoded.rgb.shape == rgb.shape
+    assert abs(decoded.jpeg_quality - 50) <= 2
+    assert resize(rgb, factor=0.5).shape == (24, 20, 3)
+    assert center_crop_fraction(rgb, fraction=0.5).shape == (24, 20, 3)
+    np.testing.assert_array_equal(center_crop_fraction(rgb, fraction=0.5), rgb[12:36, 10:30])
+    assert gaussian_blur(rgb, sigma=1.0).astype(float).std() < rgb.astype(float).std()
+    np.testing.assert_array_equal(gaussian_noise(rgb, sigma=3), gaussian_noise(rgb, sigma=3))  # seeded by content
+    assert not np.array_equal(gaussian_noise(rgb, sigma=3), rgb)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_cli_writes_every_condition_and_prints_the_grid(data, model_path, tmp_path):
+    out = tmp_path / "metrics.json"
+    r = runner.invoke(app, ["evaluate", str(model_path), str(data), "--perturb", "jpeg:75,resize:0.5,crop:0.8", "--out", str(out)])
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    result = json.loads(out.read_text())
+    assert list(result) == ["clean", "jpeg:75", "resize:0.5", "crop:0.8"]
+    for name, m in result.items():
+        assert METRIC_KEYS <= set(m), name
+        assert m["n"] == 24 and m["n_failed"] == 0
+        assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["brier"] <= 1.0
+    # the grid: one column per condition, one row per metric
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("metric"))
+    assert header.split() == ["metric", *result]
+    auc_row = next(line for line in lines if line.startswith("AUC "))
+    assert auc_row.split()[1:] == [f"{m['auc']:.3f}" for m in result.values()]
+    for label in ("images", "AP", "bal. acc", "acc real", "acc fake", "EER", "TPR@1%FPR", "TPR@5%FPR", "Brier"):
+        assert any(line.startswith(label + " ") for line in lines), label
+
+
+def test_clean_condition_matches_score(data, model_path):
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    result, errors = evaluate(model, [data], parse_perturbations("jpeg:90"))
+    frame = api.score_frame(model, [data], cache_dir=None)
+    y = [1 if Path(p).parent.name == "fake" else 0 for p in frame["path"]]
+    expected = detection_metrics(y, frame["prob_fake"], model.threshold)
+    for k in ("auc", "ap", "balanced_accuracy", "brier"):
+        assert result[CLEAN][k] == pytest.approx(expected[k], abs=1e-9), k
+    assert not errors
+    assert result["jpeg:90"]["brier"] != result[CLEAN]["brier"]  # the perturbation changed the features
+
+
+def test_evaluate_in_parallel_gives_the_same_numbers(data, model_path):
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    ps = parse_perturbations("blur:1.0")
+    one, _ = evaluate(model, [data], ps, jobs=1)
+    two, _ = evaluate(model, [data], ps, jobs=2)
+    assert one == two
+
+
+def test_unreadable_images_are_counted_not_fatal(data, model_path, tmp_path):
+    from forensics.model import ForensicModel
+
+    d = tmp_path / "d"
+    for sub in ("real", "fake"):
+        (d / sub).mkdir(parents=True)
+        for p in sorted((data / sub).glob("*.jpg"))[:5]:
+            (d / sub / p.name).write_bytes(p.read_bytes())
+    (d / "real" / "broken.jpg").write_bytes(b"not an image")
+    result, errors = evaluate(ForensicModel.load(model_path), [d], parse_perturbations("jpeg:75"))
+    assert result["clean"]["n"] == 10 and result["clean"]["n_failed"] == 1
+    assert result["jpeg:75"]["n_failed"] == 1
+    assert sum(errors.values()) == 1  # one message for the file, not one per condition
+
+
+def test_unknown_perturbation_is_a_one_line_usage_error(data, model_path):
+    r = runner.invoke(app, ["evaluate", str(model_path), str(data), "--perturb", "jpeg:75,sharpen:1"])
+    assert r.exit_code == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(" ".join(lines).split("error:")) == 2
+    assert "unknown perturbation 'sharpen:1'" in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr
+
+
+def test_nan_metrics_become_json_null(data, model_path, tmp_path):
+    # one class only: AUC is undefined, written as null (strict JSON), not NaN
+    d = tmp_path / "d"
+    (d / "real").mkdir(parents=True)
+    (d / "fake").mkdir(parents=True)
+    for p in sorted((data / "real").glob("*.jpg"))[:4]:
+        (d / "real" / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["evaluate", str(model_path), str(d), "--perturb", "none", "--out", str(out)])
+    assert r.exit_code == 0, r.stderr
+    text = out.read_text()
+    assert "NaN" not in text
+    result = json.loads(text)
+    assert list(result) == ["clean"] and result["clean"]["auc"] is None
+    assert not math.isnan(result["clean"]["acc_real"])

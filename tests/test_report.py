@@ -1,0 +1,215 @@
+"""``forensics report`` (one self-contained HTML file) and ``score --explain``."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forensics import api
+from forensics.cli import app
+from forensics.demo import make_demo_dataset
+from forensics.model import ForensicModel
+from forensics.pipelines.explain import ExplanationUnavailable, contributions, top_features
+from forensics.reports import REPORT_SECTIONS
+from forensics.reports.importance import block_ablation, block_index, block_permutation_importance
+
+runner = CliRunner()
+BLOCKS = "color,spectrum"
+
+
+class _Page(HTMLParser):
+    """Collects section ids, image sources, every src/href, and tags that would load something."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.imgs, self.urls, self.tags = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for key in ("src", "href", "srcset", "data", "action"):
+            if key in a:
+                self.urls.append(a[key])
+
+
+def parse(path: Path) -> tuple[_Page, str]:
+    text = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(text)
+    return page, text
+
+
+def section_html(text: str, sid: str) -> str:
+    m = re.search(rf'<section id="{sid}">(.*?)</section>', text, re.S)
+    assert m, sid
+    return m.group(1)
+
+
+def run(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, (r.exit_code, r.stdout, r.stderr, r.exception)
+    return r
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report-data")
+    make_demo_dataset(root, n_per_class=30, size=64, seed=41)
+    return root
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report-heldout")
+    make_demo_dataset(root, n_per_class=15, size=64, seed=42)
+    return root
+
+
+@pytest.fixture(scope="module")
+def models(data, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("report-models")
+    out = {}
+    for classifier in ("xgb", "logreg", "svm"):
+        model, _ = api.train([data], blocks=BLOCKS, classifier=classifier, n_splits=3, cache_dir=None)
+        out[classifier] = folder / f"{classifier}.skops"
+        model.save(out[classifier])
+    return out
+
+
+def assert_self_contained(page: _Page, text: str) -> None:
+    assert page.imgs, "no figures"
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in page.imgs)
+    assert all(u.startswith(("data:", "#")) for u in page.urls), [u[:40] for u in page.urls if not u.startswith(("data:", "#"))]
+    assert "http://" not in text and "https://" not in text
+    assert not {"script", "link", "iframe", "object", "embed"} & set(page.tags)
+    assert "url(" not in text  # no CSS fetch either
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------------
+
+
+def test_report_with_data_has_every_section_and_embeds_everything(models, heldout, tmp_path):
+    out = tmp_path / "report.html"
+    r = run("report", models["xgb"], heldout, "--out", out, "--no-cache")
+    assert "wrote report" in r.stdout and "30 of 30 images scored" in " ".join(r.stdout.split())
+    page, text = parse(out)
+    assert page.sections == list(REPORT_SECTIONS)
+    assert_self_contained(page, text)
+    # every figure-bearing section has its figure; the examples have JPEG thumbnails
+    for sid in ("curves", "histograms", "calibration", "confusion", "importance", "ablation", "spectrum"):
+        assert 'src="data:image/png;base64,' in section_html(text, sid), sid
+    assert section_html(text, "examples").count('src="data:image/jpeg;base64,') >= 8
+    # held-out metrics next to the cross-validated ones; Brier and calibration method shown
+    metrics = section_html(text, "metrics")
+    assert "cross-validation" in metrics and "data: " in metrics and "Brier" in metrics
+    assert "sigmoid" in section_html(text, "card")
+    importance = section_html(text, "importance")
+    assert "mean |SHAP sum|" in importance and "AUC drop (permuted)" in importance and "gain share" in importance
+    ablation = section_html(text, "ablation")
+    assert "color" in ablation and "spectrum" in ablation and "3-fold" in ablation
+
+
+def test_report_without_data_shows_what_the_card_allows(models, tmp_path):
+    out = tmp_path / "card.html"
+    r = run("report", models["xgb"], "--out", out)
+    assert "model card only" in r.stdout
+    page, text = parse(out)
+    assert page.sections == list(REPORT_SECTIONS)
+    assert_self_contained(page, text)
+    for sid in ("curves", "histograms", "calibration", "confusion", "importance", "spectrum"):
+        assert 'src="data:image/png;base64,' in section_html(text, sid), sid  # from the card's out-of-fold scores
+    assert "give DATA" in section_html(text, "ablation")
+    assert "data:image/jpeg" not in text
+    assert "training data" in section_html(text, "audit")
+
+
+@pytest.mark.parametrize("classifier", ["logreg", "svm"])
+def test_report_for_other_classifiers(models, heldout, tmp_path, classifier):
+    out = tmp_path / "r.html"
+    run("report", models[classifier], heldout, "--out", out, "--no-cache", "--no-ablation", "--examples", "2")
+    page, text = parse(out)
+    assert page.sections == list(REPORT_SECTIONS)
+    assert_self_contained(page, text)
+    importance = section_html(text, "importance")
+    assert "AUC drop (permuted)" in importance  # model-agnostic, for every classifier
+    assert ("mean |SHAP sum|" in importance) == (classifier == "logreg")
+    assert "Skipped" in section_html(text, "ablation")
+
+
+def test_report_of_a_missing_model_is_a_one_line_error(tmp_path):
+    r = runner.invoke(app, ["report", str(tmp_path / "nope.skops"), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 1
+    assert "model file not found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_block_helpers():
+    names = ["a__x", "a__y", "b__z"]
+    assert {k: v.tolist() for k, v in block_index(names).items()} == {"a": [0, 1], "b": [2]}
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = np.repeat([0, 1], 60)
+    X[y == 1, 0] += 2.0  # only block a is informative
+    perm = block_permutation_importance(lambda Z: Z[:, 0], X, y, names)
+    assert perm["a"][0] > 0.2 and perm["b"][0] == 0.0
+    res = block_ablation(X, y, names, "logreg")
+    assert res["alone"]["a"] > 0.8 and res["alone"]["b"] < 0.7
+    assert res["without"]["b"] > 0.8 and res["without"]["a"] < 0.7
+    assert res["folds"] == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# score --explain
+# --------------------------------------------------------------------------------------------------
+
+_EXPLAIN = re.compile(r"^(color|spectrum)__\S+:[+-]\d+\.\d\d$")
+
+
+@pytest.mark.parametrize("classifier", ["xgb", "logreg"])
+def test_score_explain_adds_the_top_features(models, heldout, tmp_path, classifier):
+    out = tmp_path / "s.csv"
+    run("score", models[classifier], heldout, "--out", out, "--explain", 3, "--no-cache")
+    frame = pd.read_csv(out)
+    assert list(frame.columns[-3:]) == ["explain_1", "explain_2", "explain_3"]
+    for col in ("explain_1", "explain_2", "explain_3"):
+        assert frame[col].map(lambda s: bool(_EXPLAIN.match(s))).all(), frame[col].head()
+    # ordered by magnitude
+    mags = frame[["explain_1", "explain_2", "explain_3"]].map(lambda s: abs(float(s.rsplit(":", 1)[1])))
+    assert (mags["explain_1"] >= mags["explain_2"]).all() and (mags["explain_2"] >= mags["explain_3"]).all()
+
+
+def test_contributions_add_up_to_the_raw_score(models, heldout):
+    from forensics.extraction import extract_features
+
+    for classifier in ("xgb", "logreg"):
+        model = ForensicModel.load(models[classifier])
+        X = extract_features(sorted(str(p) for p in heldout.rglob("*.jpg"))[:6], BLOCKS)[model.feature_names].to_numpy()
+        contrib, bias = contributions(model.pipeline, X)
+        logit = np.log(model.pipeline.predict_proba(X)[:, 1] / model.pipeline.predict_proba(X)[:, 0])
+        np.testing.assert_allclose(contrib.sum(axis=1) + bias, logit, atol=1e-4)
+
+
+def test_score_explain_on_svm_is_skipped_with_a_message(models, heldout, tmp_path):
+    out = tmp_path / "s.csv"
+    r = run("score", models["svm"], heldout, "--out", out, "--explain", 2, "--no-cache")
+    assert "no explain columns" in " ".join(r.stderr.split())
+    assert not any(c.startswith("explain_") for c in pd.read_csv(out).columns)
+    with pytest.raises(ExplanationUnavailable, match="svm"):
+        contributions(ForensicModel.load(models["svm"]).pipeline, np.zeros((1, 3)))
+
+
+def test_top_features_handles_rows_without_features():
+    c = np.array([[0.1, -0.5, 0.2], [np.nan, np.nan, np.nan]])
+    assert top_features(c, ["a__x", "a__y", "b__z"], 2) == [["a__y:-0.50", "b__z:+0.20"], ["", ""]]

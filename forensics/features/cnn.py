@@ -434,9 +434,9 @@ def cnn_features_batch(images, *, onnx_path: str | None = None, dim: int = DIM, 
                        batch_size: int = 4) -> np.ndarray:
     """:func:`cnn_features` of many images at once: (N, ``dim``) float32, run ``batch_size`` at a time.
 
-    ``images`` is an iterable of arrays, paths or ImageViews. With PyTorch on one core, batches of 4
-    cost about 12 ms per image against 14 at batch size 1 (larger batches are slower: memory-bound);
-    with ONNX Runtime batching changes little (4-5 ms per image).
+    ``images`` is an iterable of arrays, paths or ImageViews. On one CPU core batching helps little:
+    with PyTorch, batches of 4 cost 12-20 ms per image against 14-16 at batch size 1, and batches of 32
+    30-34 ms (memory-bound); with ONNX Runtime 4-5 ms per image whatever the batch size.
     """
     dim = _check_dim(dim)
     if batch_size < 1:

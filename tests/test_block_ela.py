@@ -7,9 +7,6 @@ the libjpeg(-turbo) bundled with OpenCV, so an OpenCV upgrade may legitimately c
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,9 +18,9 @@ from forensics.features import ImageViews, get_block
 from forensics.features.base import center_crop
 from forensics.features.ela import ela_features, ela_names
 from forensics.loading import as_loaded
+from golden_utils import check_golden
 
 BLOCK = "ela"
-GOLDEN = Path(__file__).parent / "golden" / f"{BLOCK}.csv"
 N_DEFAULT = 3 * 15 + 2 + 2
 
 
@@ -255,31 +252,5 @@ def golden_inputs() -> dict[str, np.ndarray]:
     }
 
 
-def regenerate_golden(path: Path = GOLDEN) -> None:
-    """Write the block's values on :func:`golden_inputs` to ``path`` (feature names as header)."""
-    names = ela_names()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["input", *names])
-        for key, img in golden_inputs().items():
-            writer.writerow([key, *(repr(float(x)) for x in ela_features(img))])
-
-
 def test_golden_values():
-    if os.environ.get("FORENSICS_REGEN_GOLDEN") == "1":
-        regenerate_golden()
-        pytest.skip(f"regenerated {GOLDEN}")
-    assert GOLDEN.exists(), f"missing {GOLDEN}; run with FORENSICS_REGEN_GOLDEN=1 to create it"
-    with open(GOLDEN, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0][1:], {r[0]: np.array(r[1:], dtype=np.float64) for r in rows[1:]}
-    assert header == ela_names(), "feature names changed; regenerate the golden file if intended"
-    inputs = golden_inputs()
-    assert set(body) == set(inputs)
-    changed = []
-    for key, img in inputs.items():
-        now, then = ela_features(img), body[key]
-        bad = ~np.isclose(now, then, rtol=1e-4, atol=1e-6)
-        changed += [f"{key}: {header[j]} {float(then[j])!r} -> {float(now[j])!r}" for j in np.flatnonzero(bad)]
-    assert not changed, f"{len(changed)} golden value(s) changed:\n" + "\n".join(changed[:40])
+    check_golden('ela', golden_inputs(), ela_features, ela_names())

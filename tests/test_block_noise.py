@@ -1,15 +1,12 @@
 """Tests of the ``noise`` feature block: contract, values we can reason about, golden baseline.
 
 Regenerate the baseline after an intended change with
-``FORENSICS_REGEN_GOLDEN=1 pytest tests/test_block_noise.py`` (or ``python tests/test_block_noise.py``)
+``FORENSICS_REGEN_GOLDEN=1 pytest tests/test_block_noise.py``
 and commit the new ``tests/golden/noise.csv`` together with the change.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,9 +17,8 @@ from skimage import data
 from forensics.features import ImageViews, get_block
 from forensics.features.base import center_crop
 from forensics.features.noise import noise_features, noise_names
+from golden_utils import check_golden
 
-GOLDEN = Path(__file__).parent / "golden" / "noise.csv"
-RTOL, ATOL = 1e-4, 1e-6
 FILTERS = ("d1h_q1", "d1v_q1", "d2h_q2", "d2v_q2", "d3h_q3", "d3v_q3", "kb_q4", "kv_q12")
 
 
@@ -263,38 +259,5 @@ def test_coarser_quantisation_concentrates_the_histogram():
 # --------------------------------------------------------------------------------------------------
 
 
-def write_golden(path: Path = GOLDEN) -> None:
-    """Recompute the baseline values on :func:`golden_inputs` and write them with their names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["input", *noise_names()])
-        for name, img in golden_inputs().items():
-            writer.writerow([name, *(repr(float(x)) for x in noise_features(img))])
-
-
 def test_golden_baseline():
-    if os.environ.get("FORENSICS_REGEN_GOLDEN") == "1":
-        write_golden()
-    if not GOLDEN.exists():
-        pytest.fail(f"{GOLDEN} is missing; create it with FORENSICS_REGEN_GOLDEN=1")
-    with open(GOLDEN, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, names = rows[0][1:], noise_names()
-    assert header == names, (
-        f"feature names changed: removed {sorted(set(header) - set(names))[:10]}, "
-        f"added {sorted(set(names) - set(header))[:10]}"
-    )
-    inputs = golden_inputs()
-    changed = []
-    for row in rows[1:]:
-        expected = np.array([float(x) for x in row[1:]])
-        current = noise_features(inputs[row[0]])
-        bad = ~np.isclose(current, expected, rtol=RTOL, atol=ATOL)
-        changed += [f"{row[0]}:{names[i]} {expected[i]:.6g} -> {current[i]:.6g}" for i in np.flatnonzero(bad)]
-    assert not changed, f"{len(changed)} golden values changed:\n" + "\n".join(changed[:30])
-
-
-if __name__ == "__main__":
-    write_golden()
-    print(f"wrote {GOLDEN}")
+    check_golden('noise', golden_inputs(), noise_features, noise_names())

@@ -1,15 +1,12 @@
 """Tests of the ``spectrum`` feature block: contract, values we can reason about, golden baseline.
 
 Regenerate the baseline after an intended change with
-``FORENSICS_REGEN_GOLDEN=1 pytest tests/test_block_spectrum.py`` (or ``python tests/test_block_spectrum.py``)
+``FORENSICS_REGEN_GOLDEN=1 pytest tests/test_block_spectrum.py``
 and commit the new ``tests/golden/spectrum.csv`` together with the change.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +16,8 @@ from skimage import data
 from forensics.features import ImageViews, get_block
 from forensics.features.base import center_crop
 from forensics.features.spectrum import spectrum_features, spectrum_names
+from golden_utils import check_golden
 
-GOLDEN = Path(__file__).parent / "golden" / "spectrum.csv"
-RTOL, ATOL = 1e-4, 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,38 +227,5 @@ def test_profile_length_does_not_depend_on_image_size():
 # --------------------------------------------------------------------------------------------------
 
 
-def write_golden(path: Path = GOLDEN) -> None:
-    """Recompute the baseline values on :func:`golden_inputs` and write them with their names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["input", *spectrum_names()])
-        for name, img in golden_inputs().items():
-            writer.writerow([name, *(repr(float(x)) for x in spectrum_features(img))])
-
-
 def test_golden_baseline():
-    if os.environ.get("FORENSICS_REGEN_GOLDEN") == "1":
-        write_golden()
-    if not GOLDEN.exists():
-        pytest.fail(f"{GOLDEN} is missing; create it with FORENSICS_REGEN_GOLDEN=1")
-    with open(GOLDEN, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, names = rows[0][1:], spectrum_names()
-    assert header == names, (
-        f"feature names changed: removed {sorted(set(header) - set(names))[:10]}, "
-        f"added {sorted(set(names) - set(header))[:10]}"
-    )
-    inputs = golden_inputs()
-    changed = []
-    for row in rows[1:]:
-        expected = np.array([float(x) for x in row[1:]])
-        current = spectrum_features(inputs[row[0]])
-        bad = ~np.isclose(current, expected, rtol=RTOL, atol=ATOL)
-        changed += [f"{row[0]}:{names[i]} {expected[i]:.6g} -> {current[i]:.6g}" for i in np.flatnonzero(bad)]
-    assert not changed, f"{len(changed)} golden values changed:\n" + "\n".join(changed[:30])
-
-
-if __name__ == "__main__":
-    write_golden()
-    print(f"wrote {GOLDEN}")
+    check_golden('spectrum', golden_inputs(), spectrum_features, spectrum_names())

@@ -45,18 +45,20 @@ def find_images(root: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def collect_inputs(inputs) -> list[str]:
+def collect_inputs(inputs, *, find=None) -> list[str]:
     """Expand INPUT arguments (files and folders) into a sorted, de-duplicated list of image paths.
 
     A file named explicitly is kept whatever its extension (the user asked for it); folders are
-    searched recursively for image extensions. A path that does not exist raises :class:`UsageError`.
+    searched recursively for image extensions (or with ``find(folder)``, e.g. for videos). A path that
+    does not exist raises :class:`UsageError`.
     """
+    find = find or find_images
     out: list[str] = []
     seen: set[str] = set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths = find_images(p)
+            paths = find(p)
         elif p.exists() or p.is_symlink():
             paths = [str(p)]
         else:

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from forensics.datasets import LabelledImage, _class_dirs, read_manifest
+from forensics.datasets import LabelledImage, _class_dirs, collect_inputs, read_manifest
 from forensics.errors import ForensicsError, UsageError
 from forensics.extraction import FeatureSpec, Row, features_for_array
 
@@ -81,21 +81,7 @@ def collect_videos(inputs) -> list[str]:
     A file named explicitly is kept whatever its extension; folders are searched recursively. A path
     that does not exist raises :class:`UsageError`.
     """
-    out: list[str] = []
-    seen: set[str] = set()
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths = find_videos(p)
-        elif p.exists() or p.is_symlink():
-            paths = [str(p)]
-        else:
-            raise UsageError(f"input not found: {item}")
-        for path in paths:
-            if path not in seen:
-                seen.add(path)
-                out.append(path)
-    return out
+    return collect_inputs(inputs, find=find_videos)
 
 
 def collect_labelled_videos(data_args) -> list[LabelledImage]:

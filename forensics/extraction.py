@@ -161,28 +161,37 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
             except Exception as exc:  # noqa: BLE001 - a detector failure must not sink the batch
                 return Row(path, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}"), new
             new[keys["face"]] = encode_record(face)
-    offset = 0
-    n_computed = 0
-    for name in spec.blocks:
-        size = sizes[name]
-        key = keys[name]
-        if key in cached:
+    n_computed = _fill_blocks(feats, views, spec, sizes, path, errors, cached=cached, keys=keys, new=new)
+    face_box = _face_box_text(face) if spec.face_crop else None
+    return Row(path, feats, diag, "; ".join(errors) or None, n_computed, face_box), new
+
+
+
+def _fill_blocks(feats, views, spec, sizes, name, errors, *, cached=None, keys=None, new=None) -> int:
+    """Write every block's features into ``feats`` (in ``spec.blocks`` order), from ``cached`` where
+    its key is present, else computed on ``views`` (and added to ``new``). A block that fails leaves
+    NaN and appends its message to ``errors``. Returns the number of blocks computed."""
+    cached = cached if cached is not None else {}
+    offset = n_computed = 0
+    for block in spec.blocks:
+        size = sizes[block]
+        key = keys[block] if keys is not None else None
+        if key is not None and key in cached:
             vec = decode_vector(cached[key])
         else:
             try:
-                vec = get_block(name).compute(views, spec.settings.get(name))
+                vec = get_block(block).compute(views, spec.settings.get(block))
                 n_computed += 1
-                new[key] = encode_vector(vec)
+                if new is not None and key is not None:
+                    new[key] = encode_vector(vec)
             except Exception as exc:  # noqa: BLE001 - a block bug must not sink the batch
-                logger.warning("block %s failed on %s: %s", name, path, exc)
-                errors.append(f"block {name} failed: {type(exc).__name__}: {exc}")
+                logger.warning("block %s failed on %s: %s", block, name, exc)
+                errors.append(f"block {block} failed: {type(exc).__name__}: {exc}")
                 vec = np.full(size, np.nan)
         if vec.shape[0] == size:
             feats[offset : offset + size] = vec
         offset += size
-    face_box = _face_box_text(face) if spec.face_crop else None
-    return Row(path, feats, diag, "; ".join(errors) or None, n_computed, face_box), new
-
+    return n_computed
 
 def _face_views(image) -> tuple[ImageViews, dict]:
     """Views of the largest face crop of a loaded image (the whole image when there is none)."""
@@ -224,14 +233,7 @@ def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>") -> Ro
         except Exception as exc:  # noqa: BLE001
             return Row(name, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}")
     errors: list[str] = []
-    offset = 0
-    for n in spec.blocks:
-        try:
-            feats[offset : offset + sizes[n]] = get_block(n).compute(views, spec.settings.get(n))
-        except Exception as exc:  # noqa: BLE001 - a block bug must not sink the batch
-            logger.warning("block %s failed on %s: %s", n, name, exc)
-            errors.append(f"block {n} failed: {type(exc).__name__}: {exc}")
-        offset += sizes[n]
+    _fill_blocks(feats, views, spec, sizes, name, errors)
     face_box = _face_box_text(face) if spec.face_crop else None
     return Row(name, feats, diag, "; ".join(errors) or None, len(spec.blocks), face_box)
 

@@ -82,10 +82,18 @@ class FeatureSpec:
         return out
 
     def block_sizes(self) -> dict[str, int]:
-        return {n: len(get_block(n).feature_names(self.settings.get(n))) for n in self.blocks}
+        return {n: get_block(n).n_features(self.settings.get(n)) for n in self.blocks}
+
+    def _block_keys(self) -> dict[str, str]:
+        """Each block's settings key (hashing them once per image would cost more than a block)."""
+        memo_key = repr((self.blocks, sorted((n, repr(sorted(s.items()))) for n, s in self.settings.items())))
+        if self.__dict__.get("_keys_for") != memo_key:
+            self.__dict__["_block_keys_memo"] = {n: get_block(n).settings_key(self.settings.get(n)) for n in self.blocks}
+            self.__dict__["_keys_for"] = memo_key
+        return self.__dict__["_block_keys_memo"]
 
     def cache_keys(self, sha256: str) -> dict[str, str]:
-        keys = {n: f"{sha256}:{get_block(n).settings_key(self.settings.get(n))}" for n in self.blocks}
+        keys = {n: f"{sha256}:{k}" for n, k in self._block_keys().items()}
         if self.face_crop:  # only then, so that keys without face crops stay valid
             from forensics.faces import FACE_VERSION
 

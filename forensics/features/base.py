@@ -101,6 +101,32 @@ class ImageViews:
         return self._get("lab", lambda: cv2.cvtColor(self.rgb_f / 255.0, cv2.COLOR_RGB2Lab))
 
 
+#: Pairwise channel sums (r+g, r+b, g+b): their energies give the cross products without a split.
+_PAIR_SUMS = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32)
+
+
+def channel_correlations(x: np.ndarray, sq_sums=None) -> np.ndarray:
+    """Correlations (rg, rb, gb) between the channels of (h, w, 3) float32 ``x``; 0 where a channel
+    is flat. ``sq_sums`` optionally gives the per-channel sums of squares already computed.
+
+    Uses sum(ci cj) = (sum((ci + cj)^2) - sum(ci^2) - sum(cj^2)) / 2, accumulated in double precision.
+    """
+    n = x.shape[0] * x.shape[1]
+    mean = np.array(cv2.mean(x)[:3])
+    if sq_sums is None:
+        sq_sums = cv2.sumElems(cv2.multiply(x, x))
+    sq = np.array(sq_sums[:3]) / n
+    pair = cv2.transform(x, _PAIR_SUMS)
+    pair_sq = np.array(cv2.sumElems(cv2.multiply(pair, pair))[:3]) / n
+    var = np.maximum(sq - mean * mean, 0.0)
+    out = []
+    for k, (i, j) in enumerate(((0, 1), (0, 2), (1, 2))):
+        cross = 0.5 * (pair_sq[k] - sq[i] - sq[j]) - mean[i] * mean[j]
+        den = np.sqrt(var[i] * var[j])
+        out.append(float(np.clip(cross / den, -1.0, 1.0)) if den > 1e-9 * (1.0 + sq[i] + sq[j]) else 0.0)
+    return np.array(out)
+
+
 def as_views(image) -> ImageViews:
     """Accept an array, path, :class:`LoadedImage` or :class:`ImageViews`."""
     return image if isinstance(image, ImageViews) else ImageViews(image)
@@ -166,6 +192,7 @@ class FeatureBlock:
     #: Optional ``card_info(**settings) -> dict``: what the block adds to a model card (e.g. a
     #: backbone and its weights' SHA-256), recorded under ``block_info``.
     card_info: Callable | None = None
+    _names_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def check_available(self) -> None:
         """Raise :class:`UsageError` when an optional dependency of the block is missing."""
@@ -189,13 +216,25 @@ class FeatureBlock:
     def feature_names(self, settings: dict | None = None) -> list[str]:
         """Feature names ``block__feature`` for these settings."""
         s = self.resolve_settings(settings)
-        return [f"{self.name}__{n}" for n in self.names_func(**s)]
+        return [f"{self.name}__{n}" for n in self._names(s)]
+
+    def _names(self, s: dict) -> tuple[str, ...]:
+        """``names_func(**s)``, memoised per settings (it runs once per image in :meth:`compute`)."""
+        key = repr(sorted(s.items()))
+        names = self._names_memo.get(key)
+        if names is None:
+            names = self._names_memo[key] = tuple(self.names_func(**s))
+        return names
+
+    def n_features(self, settings: dict | None = None) -> int:
+        """How many features the block gives with these settings."""
+        return len(self._names(self.resolve_settings(settings)))
 
     def compute(self, image, settings: dict | None = None) -> np.ndarray:
         """Run the block on one image; always returns a float64 vector of the advertised length."""
         s = self.resolve_settings(settings)
         out = np.asarray(self.func(image, **s), dtype=np.float64).ravel()
-        n = len(self.names_func(**s))
+        n = len(self._names(s))
         if out.shape[0] != n:  # a bug in the block, never the image's fault
             raise RuntimeError(f"block '{self.name}' returned {out.shape[0]} values, expected {n}")
         return out

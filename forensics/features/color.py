@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from forensics.features.base import as_views, register_block
+from forensics.features.base import as_views, channel_correlations, register_block
 
 _SPACES = {
     "rgb": ("r", "g", "b"),
@@ -58,13 +58,6 @@ def _hist_moments(hist: np.ndarray, scale: float, offset: float = 0.0) -> np.nda
     skew = float(p @ (d2 * d)) / std**3
     kurt = float(p @ (d2 * d2)) / var**2 - 3.0
     return np.array([mean, std, skew, kurt])
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / den if den > 1e-9 else 0.0
 
 
 @register_block(
@@ -123,18 +116,9 @@ def color_features(image, *, hue_bins: int = 12, sat_bins: int = 8, max_size: in
             h = cv2.calcHist([img], [c], None, [256], [0, 256]).ravel().astype(np.float64)
             hists[(k, c)] = h
             feats.append(_hist_moments(h, scale, offset))
-    flat = rgb.reshape(n, 3).astype(np.float32)
-    ycc_f = ycc.reshape(n, 3).astype(np.float32)
-    feats.append(
-        np.array(
-            [
-                _corr(flat[:, 0], flat[:, 1]),
-                _corr(flat[:, 0], flat[:, 2]),
-                _corr(flat[:, 1], flat[:, 2]),
-                _corr(ycc_f[:, 1], ycc_f[:, 2]),
-            ]
-        )
-    )
+    # rg, rb, gb of RGB and (Cr, Cb) of YCrCb: exact integer moments summed in double precision
+    feats.append(channel_correlations(v.rgb_f))
+    feats.append(channel_correlations(ycc.astype(np.float32))[2:])
     hue = hsv[:, :, 0].ravel()
     sat = hsv[:, :, 1].ravel()
     hue_w = np.bincount(hue, weights=sat.astype(np.float64), minlength=256)

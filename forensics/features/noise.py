@@ -27,7 +27,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from forensics.features.base import as_views, pad_to_min, register_block
+from forensics.features.base import as_views, channel_correlations, pad_to_min, register_block
 
 #: SRM-style high-pass kernels (cross-correlation, anchor at the centre) and their default
 #: quantisation steps (the central coefficient, Fridrich's q = c).
@@ -117,32 +117,6 @@ def _log_std_rel(m2: float, gain: float, std_ref: float) -> float:
 def _log_kurt(m2: float, m4: float) -> float:
     """log of the (non-excess) kurtosis about zero; log 3 for Gaussian and for flat residuals."""
     return float(np.log((m4 + 3.0 * _EPS_M2**2) / (m2 + _EPS_M2) ** 2))
-
-
-#: Pairwise channel sums (r+g, r+b, g+b): their energies give the cross products without a split.
-_PAIR_SUMS = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32)
-
-
-def _corr3(x: np.ndarray, sq_sums=None) -> np.ndarray:
-    """Correlations (rg, rb, gb) between the channels of (h, w, 3) float32 ``x``; 0 where a channel
-    is flat. ``sq_sums`` optionally gives the per-channel sums of squares already computed.
-
-    Uses sum(ci cj) = (sum((ci + cj)^2) - sum(ci^2) - sum(cj^2)) / 2, accumulated in double precision.
-    """
-    n = x.shape[0] * x.shape[1]
-    mean = np.array(cv2.mean(x)[:3])
-    if sq_sums is None:
-        sq_sums = cv2.sumElems(cv2.multiply(x, x))
-    sq = np.array(sq_sums[:3]) / n
-    pair = cv2.transform(x, _PAIR_SUMS)
-    pair_sq = np.array(cv2.sumElems(cv2.multiply(pair, pair))[:3]) / n
-    var = np.maximum(sq - mean * mean, 0.0)
-    out = []
-    for k, (i, j) in enumerate(((0, 1), (0, 2), (1, 2))):
-        cross = 0.5 * (pair_sq[k] - sq[i] - sq[j]) - mean[i] * mean[j]
-        den = np.sqrt(var[i] * var[j])
-        out.append(float(np.clip(cross / den, -1.0, 1.0)) if den > 1e-9 * (1.0 + sq[i] + sq[j]) else 0.0)
-    return np.array(out)
 
 
 @register_block(
@@ -274,8 +248,8 @@ def noise_features(image, *, truncation: int = 2, step_scale: float = 1.0, max_s
     medc = cv2.subtract(rgb, cv2.medianBlur(np.ascontiguousarray(rgb), 3), dtype=cv2.CV_32F)[inner]
     h2, w2 = lap.shape[0] // 2, lap.shape[1] // 2
     energy = cv2.multiply(lap, lap)
-    feats.append(_corr3(lap, cv2.sumElems(energy)))
-    feats.append(_corr3(medc))
+    feats.append(channel_correlations(lap, cv2.sumElems(energy)))
+    feats.append(channel_correlations(medc))
     energy = energy[: 2 * h2, : 2 * w2].reshape(2 * h2, 2 * w2 * 3)
     rows = [cv2.reduce(energy[i::2], 0, cv2.REDUCE_SUM, dtype=cv2.CV_64F) for i in (0, 1)]
     phase = np.stack([r.reshape(w2, 2, 3).sum(axis=0) for r in rows])  # (row par., column par., channel)

@@ -213,3 +213,13 @@ def test_score_explain_on_svm_is_skipped_with_a_message(models, heldout, tmp_pat
 def test_top_features_handles_rows_without_features():
     c = np.array([[0.1, -0.5, 0.2], [np.nan, np.nan, np.nan]])
     assert top_features(c, ["a__x", "a__y", "b__z"], 2) == [["a__y:-0.50", "b__z:+0.20"], ["", ""]]
+
+
+def test_metrics_label_names_a_holdout_for_train_table_models():
+    from forensics.reports.build import _evaluation_label, _metrics_section
+
+    holdout = {"cv_folds": None, "evaluation": {"method": "holdout", "fraction": 0.2, "n_holdout": 412}}
+    assert _evaluation_label(holdout) == "holdout (412 images, 20 %, not trained on)"
+    assert _evaluation_label({"cv_folds": 5}) == "cross-validation (5-fold, out-of-fold)"
+    html = _metrics_section({"training_data": holdout, "cv_metrics": {"auc": 0.9}}, None, None)
+    assert "holdout (412 images" in html and "None-fold" not in html

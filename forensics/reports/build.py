@@ -170,10 +170,17 @@ def _card_section(card: dict, model, model_name) -> str:
     return body
 
 
+def _evaluation_label(training: dict) -> str:
+    """What the card's metrics were measured on: k-fold out-of-fold scores, or a holdout (train-table)."""
+    ev = training.get("evaluation") or {}
+    if training.get("cv_folds") is None and ev.get("method") == "holdout":
+        return f"holdout ({ev.get('n_holdout', '?')} images, {100 * float(ev.get('fraction') or 0):g} %, not trained on)"
+    return f"cross-validation ({training.get('cv_folds', '?')}-fold, out-of-fold)"
+
+
 def _metrics_section(card: dict, held: dict | None, data_label: str | None) -> str:
     header = [""] + [h for h, _ in _METRIC_COLUMNS]
-    rows = [_metrics_rows(f"cross-validation ({(card.get('training_data') or {}).get('cv_folds', '?')}-fold, out-of-fold)",
-                          card.get("cv_metrics"))]
+    rows = [_metrics_rows(_evaluation_label(card.get("training_data") or {}), card.get("cv_metrics"))]
     if held is not None:
         rows.append(_metrics_rows(data_label, held))
     body = H.table(header, rows)

@@ -316,10 +316,7 @@ def train(
         raise UsageError(f"unknown calibration '{calibration}'; choose one of {', '.join(CALIBRATIONS)}")
     check_holdout({}, holdout)
     if tune:
-        check_tuning(n_iter=tune_iter, inner_folds=tune_folds)
-        if warm_start is not None:
-            raise UsageError("--tune cannot be combined with --warm-start: a warm start continues the old model "
-                             "with its own parameters")
+        check_tuning(n_iter=tune_iter, inner_folds=tune_folds, warm_start=warm_start is not None)
     old = None
     if warm_start is not None:
         old = load_warm_start(warm_start, classifier)

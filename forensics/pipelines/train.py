@@ -231,10 +231,7 @@ def train_classifier(
     _cal.resolve_method(calibration, len(y))  # fail early on a bad name
     check_holdout({}, holdout)
     if tune:
-        _tuning.check_options(n_iter=tune_iter, inner_folds=tune_folds)
-        if init_model is not None:
-            raise UsageError("--tune cannot be combined with --warm-start: a warm start continues the old model "
-                             "with its own parameters")
+        _tuning.check_options(n_iter=tune_iter, inner_folds=tune_folds, warm_start=init_model is not None)
     if groups is not None:
         groups = np.asarray(groups)
     train_index, holdout_index = np.arange(len(y)), np.arange(0)

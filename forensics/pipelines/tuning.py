@@ -56,8 +56,11 @@ DEFAULT_INNER_FOLDS = 3
 SCORING = "roc_auc"
 
 
-def check_options(*, n_iter: int, inner_folds: int) -> None:
-    """:class:`UsageError` naming the bad option."""
+def check_options(*, n_iter: int, inner_folds: int, warm_start: bool = False) -> None:
+    """:class:`UsageError` naming the bad option; ``warm_start``: tuning was asked for with a warm start."""
+    if warm_start:
+        raise UsageError("--tune cannot be combined with --warm-start: a warm start continues the old model "
+                         "with its own parameters")
     if n_iter < 1:
         raise UsageError(f"--tune-iter must be at least 1, got {n_iter}")
     if inner_folds < 2:

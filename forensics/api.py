@@ -25,7 +25,9 @@ from forensics.extraction import FeatureSpec, Row, iter_features, summarize_erro
 from forensics.features.diag import DIAG_COLUMNS
 from forensics.loading import DEFAULT_MAX_PIXELS
 from forensics.model import ForensicModel, make_card
-from forensics.pipelines.train import CLASSIFIERS, train_classifier
+from forensics.pipelines.train import CLASSIFIERS, check_holdout, train_classifier
+from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER
+from forensics.pipelines.tuning import check_options as check_tuning
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +276,10 @@ def train(
     video_fps: float | None = None,
     video_max_frames: int | None = None,
     scheduler=None,
+    tune: bool = False,
+    tune_iter: int = DEFAULT_N_ITER,
+    tune_folds: int = DEFAULT_INNER_FOLDS,
+    holdout: float = 0.0,
 ) -> tuple[ForensicModel, RunSummary]:
     """Extract features of the labelled ``data``, cross-validate, and fit a :class:`ForensicModel`.
 
@@ -291,6 +297,11 @@ def train(
     ``scheduler``: extract the images' features on a dask.distributed cluster (see
     :mod:`forensics.distributed`); cross-validation and the fit stay here (for feature tables larger
     than one machine, see :func:`forensics.pipelines.train_table.train_table`).
+    ``tune``: nested cross-validation with a randomized search of ``tune_iter`` candidates on
+    ``tune_folds`` inner folds (see :mod:`forensics.pipelines.tuning`); ``card["tuning"]`` records
+    the space and the choices. Not with ``warm_start``. ``holdout``: this fraction of the images (of
+    the videos, for videos) is set aside before everything else and scored once by the final model:
+    ``card["holdout_metrics"]``; ``card["training_data"]`` then counts the rest, which training used.
     """
     from forensics import video as _video
     from forensics.incremental import load_warm_start, round_record, rounds_of, warm_start_spec
@@ -303,6 +314,9 @@ def train(
 
     if calibration not in CALIBRATIONS:  # before feature extraction, not after
         raise UsageError(f"unknown calibration '{calibration}'; choose one of {', '.join(CALIBRATIONS)}")
+    check_holdout({}, holdout)
+    if tune:
+        check_tuning(n_iter=tune_iter, inner_folds=tune_folds, warm_start=warm_start is not None)
     old = None
     if warm_start is not None:
         old = load_warm_start(warm_start, classifier)
@@ -323,6 +337,7 @@ def train(
     if len(counts) < 2:
         only = LABEL_NAMES[next(iter(counts))]
         raise UsageError(f"training needs both real and fake images; found only {only} ({len(items) + len(videos)} files)")
+    check_holdout(dict(counts), holdout, grouped=bool(videos))  # before extraction; again after it, on what was read
     rows = list(iter_features([i.path for i in items], spec, jobs=jobs, cache_dir=cache_dir, progress=_stage(progress, "extract"),
                               scheduler=scheduler)) if items else []
     X = np.vstack([r.features for r in rows]) if rows else np.zeros((0, len(spec.feature_names())))
@@ -346,7 +361,10 @@ def train(
         random_state=random_state, n_jobs=max(1, jobs if jobs > 0 else (os.cpu_count() or 1)),
         progress=_stage(progress, "train"), calibration=calibration,
         groups=groups, init_model=old.pipeline if old is not None else None,
+        tune=tune, tune_iter=tune_iter, tune_folds=tune_folds, holdout=holdout,
     )
+    held, used_rows = result.holdout_index, result.train_index  # the card describes the rows training used
+    X_tr, y_tr, diags_tr = X_fit[used_rows], y_fit[used_rows], [diags[i] for i in used_rows]
     per_source: dict[str, dict] = {}
     for it, ok in zip(items, usable):
         d = per_source.setdefault(it.source, {"real": 0, "fake": 0, "failed": 0})
@@ -359,8 +377,8 @@ def train(
         d["failed"] += int(used == 0)
     training = {
         "data": per_source,
-        "n_real": int((y_fit == 0).sum()),
-        "n_fake": int((y_fit == 1).sum()),
+        "n_real": int((y_tr == 0).sum()),
+        "n_fake": int((y_tr == 1).sum()),
         "n_failed": n_failed,
         "cv_folds": result.n_splits,
     }
@@ -371,10 +389,21 @@ def train(
             "sampling": {"every": video_every, "fps": video_fps, "max_frames": video_max_frames},
             "cv": "StratifiedGroupKFold: the frames of a video stay in one fold",
         }
+    if len(held):
+        training["holdout"] = {"fraction": holdout, "n": int(len(held)), "n_real": result.holdout_metrics["n_real"],
+                               "n_fake": result.holdout_metrics["n_fake"], "seed": random_state,
+                               "split": "stratified by class" + (", whole videos" if videos else "")
+                                        + "; set aside before cross-validation, tuning, calibration and the final fit"}
     rule = f"max_fpr={max_fpr}" if max_fpr is not None else "best balanced accuracy on out-of-fold scores"
+    if tune:
+        rule += " (nested cross-validation: tuned in every outer fold)"
     card = make_card(spec=spec, classifier=classifier, training=training, cv_metrics=result.cv_metrics,
                      threshold=result.threshold, threshold_rule=rule,
-                     extra=_card_evaluation(result, X_fit, y_fit, diags))
+                     extra=_card_evaluation(result, X_tr, y_tr, diags_tr))
+    if result.holdout_metrics is not None:
+        card["holdout_metrics"] = result.holdout_metrics
+    if result.tuning is not None:
+        card["tuning"] = result.tuning
     this_round = round_record(date=card["created"], data=per_source,
                               counts={"real": training["n_real"], "fake": training["n_fake"], "failed": n_failed},
                               cv_metrics=result.cv_metrics,
@@ -382,7 +411,7 @@ def train(
     card["rounds"] = (rounds_of(old.card) if old is not None else []) + [this_round]
     from forensics.reports.inspect import spectrum_means  # per-class mean luminance profile, for `forensics inspect`
 
-    card["spectrum_means"] = spectrum_means(spec.feature_names(), X_fit, y_fit)
+    card["spectrum_means"] = spectrum_means(spec.feature_names(), X_tr, y_tr)
     model = ForensicModel(pipeline=result.pipeline, spec=spec, threshold=result.threshold, card=card,
                           calibrator=result.calibrator)
     return model, RunSummary(len(rows), n_failed, errors,

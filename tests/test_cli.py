@@ -202,6 +202,60 @@ def test_train_default_classifier_and_settings(data, tmp_path):
     assert len(loaded.feature_names) == len(COLOR) - 4
 
 
+@pytest.fixture(scope="module")
+def tuned(data, tmp_path_factory):
+    """``train --tune --holdout``: the run's stdout and the model file."""
+    model = tmp_path_factory.mktemp("tuned") / "t.skops"
+    result = run("-q", "train", data, "--model", model, "--blocks", "color", "--folds", "3", "--classifier", "logreg",
+                 "--tune", "--tune-iter", "2", "--tune-folds", "2", "--holdout", "0.25", "--no-cache")
+    return result, model
+
+
+def test_train_tune_and_holdout_print_both_rows_and_fill_the_card(tuned):
+    result, model = tuned
+    card = ForensicModel.load(model).card
+    out = flat(result.stdout)
+    assert "3-fold nested cross-validation (logreg" in out
+    assert "9 real / 9 fake) and untouched held-out 25% (3 real / 3 fake)" in out  # 25 % of 12 per class set aside
+    cv_row = next(line for line in result.stdout.splitlines() if line.startswith("│ CV "))
+    held_row = next(line for line in result.stdout.splitlines() if line.startswith("│ held-out "))
+    assert f"{card['cv_metrics']['auc']:.4f}" in cv_row and f"{card['holdout_metrics']['auc']:.4f}" in held_row
+    assert card["holdout_metrics"]["n"] == 6 and card["cv_metrics"]["n"] == 18
+    assert card["training_data"]["holdout"]["fraction"] == 0.25
+    assert (card["training_data"]["n_real"], card["training_data"]["n_fake"]) == (9, 9)
+    t = card["tuning"]
+    assert (t["n_iter"], t["inner_folds"], t["outer_folds"], len(t["folds"])) == (2, 2, 3, 3)
+    assert t["best_params"]["C"] in t["search_space"]["C"]
+    assert f"tuning: RandomizedSearchCV (roc_auc), 2 candidates x 2 inner folds, in each of 3 outer folds" in out
+    assert f"chosen: C={t['best_params']['C']:g}" in out
+    assert len(card["oof"]["scores"]) == 18  # out-of-fold scores of the training part only
+
+
+def test_report_shows_the_held_out_row_and_the_tuning(tuned, tmp_path):
+    _, model = tuned
+    card = ForensicModel.load(model).card
+    run("-q", "report", model, "--out", tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    metrics = re.search(r'<section id="metrics">(.*?)</section>', text, re.S).group(1)
+    row = re.search(r"<tr><td>held-out test split \(25%, untouched by training\)</td>(.*?)</tr>", metrics)
+    assert row and f"{card['holdout_metrics']['auc']:.4f}" in row.group(1)
+    assert "nested cross-validation (3-fold, out-of-fold)" in metrics
+    section = re.search(r'<section id="card">(.*?)</section>', text, re.S).group(1)
+    assert "Hyper-parameter tuning" in section and "outer fold 3" in section
+    assert f"C={card['tuning']['best_params']['C']:g}" in section
+
+
+def test_train_holdout_too_large_fails_before_feature_extraction(data, monkeypatch):
+    def no_extraction(*a, **k):
+        raise AssertionError("features were extracted")
+
+    monkeypatch.setattr(api, "iter_features", no_extraction)
+    with pytest.raises(api.UsageError, match="--holdout 0.9 leaves 1 of the 12 real images"):
+        api.train([data], blocks="color", holdout=0.9)
+    with pytest.raises(api.UsageError, match="--tune cannot be combined with --warm-start"):
+        api.train([data], blocks="color", tune=True, warm_start="whatever.skops")
+
+
 # --------------------------------------------------------------------------------------------------
 # score
 # --------------------------------------------------------------------------------------------------
@@ -378,6 +432,18 @@ def _usage_cases():
         "train unknown classifier": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "-c", "forest"], 2,
                                      r"unknown classifier 'forest'"),
         "train bad max-fpr": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--max-fpr", "1.5"], 2, r"--max-fpr"),
+        "train holdout too large": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--holdout", "0.9"], 2,
+                                    r"--holdout 0.9 leaves 1 of the 12 (real|fake) images for training"),
+        "train holdout out of range": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--holdout", "1"], 2,
+                                       r"--holdout must be in \[0, 1\)"),
+        "train tune-iter zero": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--tune", "--tune-iter", "0"], 2,
+                                 r"--tune-iter must be at least 1"),
+        "train tune-folds one": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--tune", "--tune-folds", "1"], 2,
+                                 r"--tune-folds must be at least 2"),
+        "train tune-iter without tune": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--tune-iter", "5"], 2,
+                                         r"--tune-iter and --tune-folds need --tune"),
+        "train tune with warm start": (["train", d, "--model", f"{r}/t.skops", "--tune", "--warm-start", m], 2,
+                                       r"--tune cannot be combined with --warm-start"),
     }
 
 

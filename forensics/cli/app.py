@@ -147,6 +147,23 @@ def report_errors(errors, n_rows: int, n_failed: int) -> None:
         err_console.print(f"  ... and {len(errors) - 10} other distinct errors", highlight=False)
 
 
+def metrics_table(title: str, rows: list[tuple[str, dict, float]]):
+    """A rich table of detection metrics, one row per ``(label, metrics, threshold)``; the label
+    column is shown only when there are several rows."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    labelled = len(rows) > 1
+    if labelled:
+        table.add_column("", no_wrap=True)
+    for col in ("AUC", "AP", "balanced acc", "EER", "acc real", "acc fake", "threshold"):
+        table.add_column(col, justify="right")
+    for label, m, threshold in rows:
+        cells = [f"{m.get(k, float('nan')):.4f}" for k in ("auc", "ap", "balanced_accuracy", "eer", "acc_real", "acc_fake")]
+        table.add_row(*([label] if labelled else []), *cells, f"{threshold:.4f}")
+    return table
+
+
 def main():  # console-script entry point
     from forensics.cli import blocks, demo, extract, score, train, video  # noqa: F401 - registers commands
     from forensics.cli import audit, evaluate, report  # noqa: F401 - registers commands

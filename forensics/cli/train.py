@@ -7,13 +7,14 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from forensics import api
 from forensics.cli import options as opt
-from forensics.cli.app import app, err_console, handle_errors, out_console, parse_settings, progress_display, report_errors
+from forensics.cli.app import (app, err_console, handle_errors, metrics_table, out_console, parse_settings, progress_display,
+                               report_errors)
 from forensics.errors import UsageError
 from forensics.pipelines.audit import audit_message
+from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER, describe
 
 
 @app.command("train")
@@ -38,10 +39,20 @@ def train_command(
     video_fps: Optional[float] = typer.Option(None, "--video-fps", help="Videos in DATA: frames per second of video to use \\[default: 1]."),
     video_max_frames: int = typer.Option(32, "--video-max-frames", help="Videos in DATA: at most this many frames per video, spread over it."),
     calibration: str = typer.Option("auto", "--calibration", help="Map scores to probabilities, fitted on out-of-fold scores: auto (sigmoid below 1000 images, else isotonic), isotonic, sigmoid or none."),
+    tune: bool = typer.Option(False, "--tune", help="Tune the classifier's hyper-parameters (randomized search, ROC AUC) inside every CV fold (nested CV: the printed CV is honest), then once on all training images for the model. Costs about (folds + 1) x tune-folds x tune-iter fits."),
+    tune_iter: Optional[int] = typer.Option(None, "--tune-iter", help=f"With --tune: candidate settings per search \\[default: {DEFAULT_N_ITER}]."),
+    tune_folds: Optional[int] = typer.Option(None, "--tune-folds", help=f"With --tune: inner CV folds per search \\[default: {DEFAULT_INNER_FOLDS}]."),
+    holdout: float = typer.Option(0.0, "--holdout", help="Set this fraction of the images (e.g. 0.2; stratified, whole videos, seeded by --seed) aside before CV, tuning, calibration and the fit, and score the final model once on it (0: off)."),
 ):
-    """Train a detector: features, stratified k-fold CV (printed), threshold on out-of-fold scores, fit on all."""
+    """Train a detector: features, stratified k-fold CV (printed), threshold on out-of-fold scores, fit on all.
+
+    --tune makes the CV nested (a search inside every fold); --holdout scores the final model once on an
+    untouched test split.
+    """
     if folds < 2:
         raise UsageError("--folds must be at least 2")
+    if not tune and (tune_iter is not None or tune_folds is not None):
+        raise UsageError("--tune-iter and --tune-folds need --tune")
     if model.is_dir():
         raise UsageError(f"--model is a folder: {model}")
     if not (model.parent if str(model.parent) else Path(".")).exists():
@@ -53,7 +64,9 @@ def train_command(
             max_fpr=max_fpr, jobs=jobs, cache_dir=opt.resolve_cache(cache_dir, no_cache), max_pixels=max_pixels,
             random_state=seed, progress=progress, calibration=calibration,
             face_crop=face_crop or None, warm_start=warm_start, video_every=video_every, video_fps=video_fps,
-            video_max_frames=video_max_frames, scheduler=scheduler,
+            video_max_frames=video_max_frames, scheduler=scheduler, tune=tune, holdout=holdout,
+            tune_iter=DEFAULT_N_ITER if tune_iter is None else tune_iter,
+            tune_folds=DEFAULT_INNER_FOLDS if tune_folds is None else tune_folds,
         )
     report_errors(summary.errors, summary.n_rows, summary.n_failed)
     warning = audit_message(summary.extra.get("shortcut_audit") or {})
@@ -61,16 +74,19 @@ def train_command(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     m = fitted.card["cv_metrics"]
     t = fitted.card["training_data"]
-    table = Table(title=f"{t['cv_folds']}-fold cross-validation ({classifier}, {fitted.card['n_features']} features, "
-                        f"{t['n_real']} real / {t['n_fake']} fake)")
-    for col in ("AUC", "AP", "balanced acc", "EER", "acc real", "acc fake", "threshold"):
-        table.add_column(col, justify="right")
-    f = lambda k: f"{m.get(k, float('nan')):.4f}"  # noqa: E731
-    table.add_row(f("auc"), f("ap"), f("balanced_accuracy"), f("eer"), f("acc_real"), f("acc_fake"), f"{fitted.threshold:.4f}")
-    out_console.print(table)
+    title = (f"{t['cv_folds']}-fold {'nested ' if tune else ''}cross-validation ({classifier}, {fitted.card['n_features']} "
+             f"features, {t['n_real']} real / {t['n_fake']} fake)")
+    rows = [("CV", m, fitted.threshold)]
+    held = fitted.card.get("holdout_metrics")
+    if held:
+        title += f" and untouched held-out {t['holdout']['fraction']:.0%} ({held['n_real']} real / {held['n_fake']} fake)"
+        rows.append(("held-out", held, fitted.threshold))
+    out_console.print(metrics_table(title, rows))
     cal = fitted.card.get("calibration", {})
     out_console.print(f"prob_fake calibration: {cal.get('method', 'none')} (Brier score {m.get('brier', float('nan')):.4f} "
                       f"on cross-fitted out-of-fold scores)", highlight=False, soft_wrap=True)
+    if fitted.card.get("tuning"):
+        out_console.print(describe(fitted.card["tuning"]), highlight=False, soft_wrap=True)
     vids = t.get("videos")
     if vids:
         out_console.print(f"videos: {vids['n_videos']} videos gave {vids['n_frames']} training frames "

@@ -7,10 +7,9 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from forensics.cli import options as opt
-from forensics.cli.app import app, err_console, handle_errors, out_console, parse_settings, progress_display
+from forensics.cli.app import app, err_console, handle_errors, metrics_table, out_console, parse_settings, progress_display
 from forensics.errors import UsageError
 from forensics.pipelines.audit import audit_message
 
@@ -55,13 +54,8 @@ def train_table_command(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     m = fitted.card["cv_metrics"]
     ev = fitted.card["training_data"]["evaluation"]
-    table = Table(title=f"holdout ({ev['fraction']:.0%}: {m['n_real']} real / {m['n_fake']} fake; xgb fitted on "
-                        f"{ev['n_train']} images, {fitted.card['n_features']} features)")
-    for col in ("AUC", "AP", "balanced acc", "EER", "acc real", "acc fake", "threshold"):
-        table.add_column(col, justify="right")
-    f = lambda k: f"{m.get(k, float('nan')):.4f}"  # noqa: E731
-    table.add_row(f("auc"), f("ap"), f("balanced_accuracy"), f("eer"), f("acc_real"), f("acc_fake"), f"{fitted.threshold:.4f}")
-    out_console.print(table)
+    out_console.print(metrics_table(f"holdout ({ev['fraction']:.0%}: {m['n_real']} real / {m['n_fake']} fake; xgb fitted on "
+                                    f"{ev['n_train']} images, {fitted.card['n_features']} features)", [("holdout", m, fitted.threshold)]))
     cal = fitted.card.get("calibration", {})
     out_console.print(f"prob_fake calibration: {cal.get('method', 'none')} (Brier score {m.get('brier', float('nan')):.4f} "
                       f"on cross-fitted holdout scores)", highlight=False, soft_wrap=True)

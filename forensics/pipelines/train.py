@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from forensics.errors import UsageError
 from forensics.pipelines import calibration as _cal
+from forensics.pipelines import tuning as _tuning
 from forensics.pipelines.metrics import choose_threshold, detection_metrics
 
 logger = logging.getLogger(__name__)
@@ -83,12 +84,21 @@ class TrainingResult:
     pipeline: Pipeline
     threshold: float
     cv_metrics: dict
+    #: Out-of-fold scores of the training rows (``train_index``), calibrated and cross-fitted.
     oof_scores: np.ndarray
     n_splits: int
     #: Map from the pipeline's scores to calibrated probabilities (``None``: not calibrated).
     calibrator: object = None
     #: Out-of-fold scores before calibration (``oof_scores`` are calibrated, cross-fitted).
     raw_oof_scores: np.ndarray | None = None
+    #: Rows of ``X`` used for training (all of them without a held-out split).
+    train_index: np.ndarray | None = None
+    #: Rows of ``X`` held out (never fitted on) and scored once by the final model; empty without.
+    holdout_index: np.ndarray | None = None
+    #: :func:`~forensics.pipelines.metrics.detection_metrics` of the final model on the held-out rows.
+    holdout_metrics: dict | None = None
+    #: The hyper-parameter search (``--tune``; see :func:`forensics.pipelines.tuning.tuning_record`).
+    tuning: dict | None = None
 
 
 def cross_validated_scores(
@@ -101,11 +111,16 @@ def cross_validated_scores(
     progress: Callable[[int, int], None] | None = None,
     groups: np.ndarray | None = None,
     fit_params: dict | None = None,
+    fit_fold: Callable[[np.ndarray, np.ndarray, np.ndarray | None], object] | None = None,
+    models: list | None = None,
 ) -> np.ndarray:
     """Out-of-fold fake probabilities from stratified k-fold cross-validation.
 
     With ``groups`` (e.g. the video each frame comes from), StratifiedGroupKFold keeps every group in
     one fold, so that no video is both trained on and scored. ``fit_params`` go to every fit.
+    ``fit_fold(X, y, groups)`` replaces the fit of a clone of ``pipeline`` on a fold's training part
+    (e.g. a hyper-parameter search: nested cross-validation); it sees that part only. ``models``: a
+    list that receives each fold's fitted model, in fold order.
     """
     if groups is not None:
         skf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
@@ -115,11 +130,52 @@ def cross_validated_scores(
     if progress:
         progress(0, n_splits + 1)
     for i, (tr, te) in enumerate(skf.split(X, y, groups)):
-        model = clone(pipeline).fit(X[tr], y[tr], **(fit_params or {}))
+        if fit_fold is None:
+            model = clone(pipeline).fit(X[tr], y[tr], **(fit_params or {}))
+        else:
+            model = fit_fold(X[tr], y[tr], None if groups is None else groups[tr])
         oof[te] = _scores(model, X[te])
+        if models is not None:
+            models.append(model)
         if progress:
             progress(i + 1, n_splits + 1)
     return oof
+
+
+def _n_held(n: int, fraction: float) -> int:
+    """Held-out members of a class of ``n``: ``fraction`` of them rounded half up, at least one."""
+    return max(1, int(math.floor(fraction * n + 0.5))) if fraction > 0 else 0
+
+
+def check_holdout(counts: dict, fraction: float, *, grouped: bool = False) -> None:
+    """:class:`UsageError` unless ``0 <= fraction < 1`` and, with ``counts`` (images, or groups with
+    ``grouped``, per label 0/1), the held-out split leaves at least 2 of each class for training."""
+    if not 0.0 <= fraction < 1.0:
+        raise UsageError(f"--holdout must be in [0, 1) (0: no held-out split), got {fraction}")
+    if fraction == 0:
+        return
+    what = "videos or images" if grouped else "images"
+    for label, n in sorted(counts.items()):
+        left = n - _n_held(n, fraction)
+        if left < 2:
+            name = "real" if label == 0 else "fake"
+            raise UsageError(f"--holdout {fraction:g} leaves {max(left, 0)} of the {n} {name} {what} for training (at least "
+                             "2 needed): lower --holdout or add data")
+
+
+def holdout_split(y, fraction: float, *, groups=None, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, held_out)`` of a stratified split: :func:`_n_held` of the images of each
+    class (of its groups, with ``groups``: a video's frames stay together) are held out, drawn with
+    ``random_state``. A group's class is that of its first row (frames of a video share a label)."""
+    y = np.asarray(y).astype(int)
+    g = np.asarray(groups) if groups is not None else np.arange(len(y))
+    uniq, first = np.unique(g, return_index=True)
+    labels = y[first]
+    check_holdout({int(c): int((labels == c).sum()) for c in np.unique(labels)}, fraction, grouped=groups is not None)
+    rng = np.random.default_rng(random_state)
+    held_groups = [rng.permutation(uniq[labels == c])[: _n_held(int((labels == c).sum()), fraction)] for c in np.unique(labels)]
+    held = np.isin(g, np.concatenate(held_groups)) if held_groups else np.zeros(len(y), bool)
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def train_classifier(
@@ -135,6 +191,10 @@ def train_classifier(
     calibration: str = "auto",
     groups: np.ndarray | None = None,
     init_model: Pipeline | None = None,
+    tune: bool = False,
+    tune_iter: int = _tuning.DEFAULT_N_ITER,
+    tune_folds: int = _tuning.DEFAULT_INNER_FOLDS,
+    holdout: float = 0.0,
 ) -> TrainingResult:
     """Cross-validate, calibrate, choose the threshold on out-of-fold scores, then fit on all data.
 
@@ -150,6 +210,17 @@ def train_classifier(
     the folds are then at most the number of groups in the smaller class. ``init_model``: a fitted
     xgb pipeline to continue (warm start): every fit, in CV and final, adds trees to a copy of its
     booster, with its parameters; see :func:`xgb_booster`.
+
+    ``tune``: nested cross-validation. Each outer fold runs :func:`forensics.pipelines.tuning.tune`
+    (``tune_iter`` candidates, ``tune_folds`` inner folds, grouped like the outer ones) on its training
+    part only and scores its test part with the refitted best pipeline, so the out-of-fold scores, the
+    CV metrics, the calibration and the threshold are those of the whole tuning procedure; the final
+    model is the search run on all training rows. Not with ``init_model``.
+
+    ``holdout``: before anything else, :func:`holdout_split` sets this fraction of the rows aside
+    (stratified, by group with ``groups``, drawn with ``random_state``); everything above uses the
+    rest, and the final model (calibrated, at the chosen threshold) is scored once on them:
+    ``holdout_metrics``.
     """
     y = np.asarray(y).astype(int)
     X = np.asarray(X, dtype=np.float64)
@@ -158,6 +229,18 @@ def train_classifier(
         only = "real" if classes.size and classes[0] == 0 else "fake"
         raise UsageError(f"training needs both real and fake images; found only {only} ({len(y)} images)")
     _cal.resolve_method(calibration, len(y))  # fail early on a bad name
+    check_holdout({}, holdout)
+    if tune:
+        _tuning.check_options(n_iter=tune_iter, inner_folds=tune_folds, warm_start=init_model is not None)
+    if groups is not None:
+        groups = np.asarray(groups)
+    train_index, holdout_index = np.arange(len(y)), np.arange(0)
+    if holdout > 0:
+        train_index, holdout_index = holdout_split(y, holdout, groups=groups, random_state=random_state)
+    X_held, y_held = X[holdout_index], y[holdout_index]
+    X, y = X[train_index], y[train_index]
+    groups = groups[train_index] if groups is not None else None
+    classes, counts = np.unique(y, return_counts=True)
     fit_params: dict = {}
     if init_model is not None:
         if classifier != "xgb":
@@ -169,14 +252,18 @@ def train_classifier(
         fit_params = {f"{last}__xgb_model": booster}
     else:
         pipeline = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
+    fit_fold = None
+    if tune:
+        def fit_fold(X_part, y_part, groups_part):
+            return _tuning.tune(classifier, pipeline, X_part, y_part, groups=groups_part, n_iter=tune_iter,
+                                inner_folds=tune_folds, random_state=random_state)
     k = int(min(n_splits, counts.min()))
     if groups is not None:
-        groups = np.asarray(groups)
         k = int(min(n_splits, min(len(np.unique(groups[y == c])) for c in classes)))
-    calibrator, raw_oof = None, None
+    calibrator, raw_oof, searches = None, None, []
     if k >= 2:
         raw_oof = cross_validated_scores(pipeline, X, y, n_splits=k, random_state=random_state, progress=progress,
-                                         groups=groups, fit_params=fit_params)
+                                         groups=groups, fit_params=fit_params, fit_fold=fit_fold, models=searches)
         calibrator = _cal.fit_calibrator(raw_oof, y, calibration)
         oof = _cal.cross_fitted(raw_oof, y, _cal.calibrator_method(calibrator), n_splits=k, random_state=random_state)
         threshold = choose_threshold(y, oof, max_fpr=max_fpr)
@@ -186,10 +273,22 @@ def train_classifier(
         logger.warning("too few images in one class for cross-validation; skipping it")
         oof = np.full(len(y), np.nan)
         threshold, metrics = 0.5, {"auc": math.nan, "n": int(len(y))}
-    final = clone(pipeline).fit(X, y, **fit_params)
+    tuning = None
+    if tune:
+        search = fit_fold(X, y, groups)
+        final = search.best_estimator_
+        tuning = _tuning.tuning_record(classifier, n_iter=tune_iter, inner_folds=tune_folds,
+                                       final=_tuning.chosen(classifier, search),
+                                       folds=[_tuning.chosen(classifier, s) for s in searches])
+    else:
+        final = clone(pipeline).fit(X, y, **fit_params)
+    held_metrics = None
+    if len(holdout_index):
+        held_metrics = detection_metrics(y_held, _cal.apply_calibrator(calibrator, _scores(final, X_held)), threshold)
     if progress:
         progress(k + 1 if k >= 2 else 1, k + 1 if k >= 2 else 1)
-    return TrainingResult(final, float(threshold), metrics, oof, k, calibrator, raw_oof)
+    return TrainingResult(final, float(threshold), metrics, oof, k, calibrator, raw_oof, train_index, holdout_index,
+                          held_metrics, tuning)
 
 
 def xgb_booster(pipeline):

@@ -156,9 +156,15 @@ def _card_section(card: dict, model, model_name) -> str:
         ("cross-validation folds", td.get("cv_folds")),
         ("library versions", ", ".join(f"{k} {v}" for k, v in (card.get("versions") or {}).items())),
     ]
+    if td.get("holdout"):
+        h = td["holdout"]
+        items.append(("held-out test split", f"{h.get('n_real', '?')} real, {h.get('n_fake', '?')} fake "
+                                             f"({h.get('fraction', 0):.0%}, seed {h.get('seed', '?')})"))
     if card.get("face_crop"):
         items.append(("face crop", "yes"))
     body = H.kv_table(items)
+    if card.get("tuning"):
+        body += "<h3>Hyper-parameter tuning</h3>" + _tuning_html(card["tuning"])
     sources = td.get("data") or {}
     if sources:
         body += "<h3>Training data</h3>" + H.table(["source", "real", "fake", "failed"],
@@ -178,9 +184,29 @@ def _evaluation_label(training: dict) -> str:
     return f"cross-validation ({training.get('cv_folds', '?')}-fold, out-of-fold)"
 
 
+def _tuning_html(tuning: dict) -> str:
+    from forensics.pipelines.tuning import describe, format_params
+
+    body = H.note(describe(tuning))
+    folds = tuning.get("folds") or []
+    rows = [[f"outer fold {i + 1}", format_params(f.get("params") or {}), f.get("inner_auc")] for i, f in enumerate(folds)]
+    rows.append(["final model (all training images)", format_params(tuning.get("best_params") or {}), tuning.get("best_inner_auc")])
+    body += H.table(["search", "chosen parameters", "inner CV AUC"], rows)
+    space = tuning.get("search_space") or {}
+    if space:
+        body += H.table(["parameter", "values tried"], [[k, ", ".join(map(str, v))] for k, v in space.items()], numeric_from=9)
+    return body
+
+
 def _metrics_section(card: dict, held: dict | None, data_label: str | None) -> str:
     header = [""] + [h for h, _ in _METRIC_COLUMNS]
-    rows = [_metrics_rows(_evaluation_label(card.get("training_data") or {}), card.get("cv_metrics"))]
+    td = card.get("training_data") or {}
+    nested = "nested " if card.get("tuning") else ""
+    rows = [_metrics_rows(nested + _evaluation_label(td), card.get("cv_metrics"))]
+    if card.get("holdout_metrics"):
+        fraction = (td.get("holdout") or {}).get("fraction")
+        rows.append(_metrics_rows(f"held-out test split ({fraction:.0%}, untouched by training)" if fraction else
+                                  "held-out test split (untouched by training)", card["holdout_metrics"]))
     if held is not None:
         rows.append(_metrics_rows(data_label, held))
     body = H.table(header, rows)
@@ -189,9 +215,12 @@ def _metrics_section(card: dict, held: dict | None, data_label: str | None) -> s
                    + ("Cross-validated metrics are computed on calibrated out-of-fold scores (each calibrated by a map "
                       "fitted without it). " if calibrated else "")
                    + "TPR@1%FPR: share of fakes caught when at most 1 % of real images are flagged.")
+    if card.get("holdout_metrics"):
+        body += H.note("Held-out test split: images set aside at training time before cross-validation, tuning, "
+                       "calibration and the final fit, then scored once by the final model at its threshold.")
     if held is not None:
         body += H.note("Metrics on the data are held-out only if these images were not used for training.")
-    else:
+    elif not card.get("holdout_metrics"):
         body += H.note("Give labelled DATA to 'forensics report' for held-out metrics.")
     return body
 

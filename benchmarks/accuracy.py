@@ -8,6 +8,7 @@ and across sets:
     rate at its own threshold: does it call other cameras' real photos fake?);
   - leave-one-set-out: train on all other sets, test on the left-out one (generalisation);
   - one model on all sets pooled, AUC per set vs the set's own model.
+Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensics train`` does by default.
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
@@ -38,7 +39,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from forensics.datasets import collect_labelled  # noqa: E402
 from forensics.extraction import FeatureSpec, iter_features  # noqa: E402
 from forensics.pipelines.metrics import choose_threshold, detection_metrics  # noqa: E402
-from forensics.pipelines.train import build_pipeline, cross_validated_scores  # noqa: E402
+from forensics.pipelines.train import balanced_weights, build_pipeline, cross_validated_scores  # noqa: E402
 
 IMAGE_SETS = ("faces-stylegan", "faces-photoshop", "cifake")
 
@@ -61,8 +62,11 @@ def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, 
     return {"X": X[ok], "y": y[ok], "n_failed": int((~ok).sum()), "ms_per_image": 1000 * elapsed / max(1, len(items)), "jobs": jobs}
 
 
-def fit_score(classifier, Xtr, ytr, Xte, seed, jobs):
-    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs).fit(Xtr, ytr)
+def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None):
+    """Fit on (Xtr, ytr), score Xte. ``sources``: the set of each training row; pooled fits weigh sets
+    (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``)."""
+    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs)
+    model.fit(Xtr, ytr, clf__sample_weight=balanced_weights(ytr, sources))
     return model.predict_proba(Xte)[:, 1], model
 
 
@@ -106,14 +110,15 @@ def main(argv=None) -> int:
     for s in sets:
         X, y = data[s]["X"], data[s]["y"]
         pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
-        oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed)
+        oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed, sample_weight=balanced_weights(y))
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
         if args.cv_only:
             held = {"auc": float("nan"), "balanced_accuracy": float("nan")}
         else:
             Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed)
+            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed,
+                                            sample_weight=balanced_weights(ytr))
             thr_tr = choose_threshold(ytr, oof_tr)
             p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs)
             held = detection_metrics(yte, p, thr_tr)
@@ -124,14 +129,16 @@ def main(argv=None) -> int:
         if "faces-stylegan" in data and "faces-photoshop" in data:
             a, b = data["faces-stylegan"], data["faces-photoshop"]
             pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
-            thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed))
+            thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed,
+                                                                      sample_weight=balanced_weights(a["y"])))
             p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs)
             results["cross"]["stylegan_model_fpr_on_photoshop_real"] = float((p >= thr).mean())
         for s in sets:
             others = [o for o in sets if o != s]
             Xtr = np.vstack([data[o]["X"] for o in others])
             ytr = np.concatenate([data[o]["y"] for o in others])
-            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs)
+            src_tr = np.concatenate([[o] * len(data[o]["y"]) for o in others])
+            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr)
             results["cross"].setdefault("leave_one_set_out_auc", {})[s] = detection_metrics(data[s]["y"], p)["auc"]
         # pooled model: 5-fold CV over the union, AUC per set from the out-of-fold scores
         Xall = np.vstack([data[s]["X"] for s in sets])
@@ -144,7 +151,8 @@ def main(argv=None) -> int:
         oof = np.full(len(yall), np.nan)
         base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(Xall, strat):
-            oof[te] = clone(base).fit(Xall[tr], yall[tr]).predict_proba(Xall[te])[:, 1]
+            w = balanced_weights(yall[tr], src[tr])
+            oof[te] = clone(base).fit(Xall[tr], yall[tr], clf__sample_weight=w).predict_proba(Xall[te])[:, 1]
         results["cross"]["pooled_cv_auc"] = {s: detection_metrics(yall[src == s], oof[src == s])["auc"] for s in sets}
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

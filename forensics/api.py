@@ -25,7 +25,7 @@ from forensics.extraction import FeatureSpec, Row, iter_features, summarize_erro
 from forensics.features.diag import DIAG_COLUMNS
 from forensics.loading import DEFAULT_MAX_PIXELS
 from forensics.model import ForensicModel, make_card
-from forensics.pipelines.train import CLASSIFIERS, check_holdout, train_classifier
+from forensics.pipelines.train import CLASSIFIERS, WEIGHTINGS, balanced_weights, check_holdout, train_classifier
 from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER
 from forensics.pipelines.tuning import check_options as check_tuning
 
@@ -280,6 +280,7 @@ def train(
     tune_iter: int = DEFAULT_N_ITER,
     tune_folds: int = DEFAULT_INNER_FOLDS,
     holdout: float = 0.0,
+    weights: str = "balanced",
 ) -> tuple[ForensicModel, RunSummary]:
     """Extract features of the labelled ``data``, cross-validate, and fit a :class:`ForensicModel`.
 
@@ -302,6 +303,9 @@ def train(
     the space and the choices. Not with ``warm_start``. ``holdout``: this fraction of the images (of
     the videos, for videos) is set aside before everything else and scored once by the final model:
     ``card["holdout_metrics"]``; ``card["training_data"]`` then counts the rest, which training used.
+    ``weights``: ``"balanced"`` (default) weighs every fit so that each DATA argument (folder or
+    manifest), and within it real and fake, carry the same total weight
+    (:func:`~forensics.pipelines.train.balanced_weights`); ``"none"``: every image counts once.
     """
     from forensics import video as _video
     from forensics.incremental import load_warm_start, round_record, rounds_of, warm_start_spec
@@ -315,6 +319,8 @@ def train(
     if calibration not in CALIBRATIONS:  # before feature extraction, not after
         raise UsageError(f"unknown calibration '{calibration}'; choose one of {', '.join(CALIBRATIONS)}")
     check_holdout({}, holdout)
+    if weights not in WEIGHTINGS:
+        raise UsageError(f"unknown weights '{weights}'; choose one of {', '.join(WEIGHTINGS)}")
     if tune:
         check_tuning(n_iter=tune_iter, inner_folds=tune_folds, warm_start=warm_start is not None)
     old = None
@@ -356,12 +362,14 @@ def train(
         X_fit, y_fit, diags = np.vstack([X_fit, Xv]), np.concatenate([y_fit, yv]), diags + vdiags
     if len(y_fit) == 0:
         raise ForensicsError("no image could be read; nothing to train on")
+    sources = [it.source for it, ok in zip(items, usable) if ok] + [it.source for it, used in per_video for _ in range(used)]
+    sample_weight = balanced_weights(y_fit, sources) if weights == "balanced" else None
     result = train_classifier(
         X_fit, y_fit, classifier=classifier, n_splits=n_splits, max_fpr=max_fpr,
         random_state=random_state, n_jobs=max(1, jobs if jobs > 0 else (os.cpu_count() or 1)),
         progress=_stage(progress, "train"), calibration=calibration,
         groups=groups, init_model=old.pipeline if old is not None else None,
-        tune=tune, tune_iter=tune_iter, tune_folds=tune_folds, holdout=holdout,
+        tune=tune, tune_iter=tune_iter, tune_folds=tune_folds, holdout=holdout, sample_weight=sample_weight,
     )
     held, used_rows = result.holdout_index, result.train_index  # the card describes the rows training used
     X_tr, y_tr, diags_tr = X_fit[used_rows], y_fit[used_rows], [diags[i] for i in used_rows]
@@ -381,6 +389,8 @@ def train(
         "n_fake": int((y_tr == 1).sum()),
         "n_failed": n_failed,
         "cv_folds": result.n_splits,
+        "weights": weights if weights == "none" else f"{weights}: every source (DATA argument), and real and fake within it, "
+                                                     "carry equal total weight",
     }
     if videos:
         training["videos"] = {

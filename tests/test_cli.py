@@ -229,6 +229,7 @@ def test_train_tune_and_holdout_print_both_rows_and_fill_the_card(tuned):
     assert f"tuning: RandomizedSearchCV (roc_auc), 2 candidates x 2 inner folds, in each of 3 outer folds" in out
     assert f"chosen: C={t['best_params']['C']:g}" in out
     assert len(card["oof"]["scores"]) == 18  # out-of-fold scores of the training part only
+    assert card["training_data"]["weights"].startswith("balanced: every source")
 
 
 def test_report_shows_the_held_out_row_and_the_tuning(tuned, tmp_path):
@@ -442,6 +443,8 @@ def _usage_cases():
                                  r"--tune-folds must be at least 2"),
         "train tune-iter without tune": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--tune-iter", "5"], 2,
                                          r"--tune-iter and --tune-folds need --tune"),
+        "train unknown weights": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--weights", "inverse"], 2,
+                                  r"unknown weights 'inverse'; choose one of balanced, none"),
         "train tune with warm start": (["train", d, "--model", f"{r}/t.skops", "--tune", "--warm-start", m], 2,
                                        r"--tune cannot be combined with --warm-start"),
     }

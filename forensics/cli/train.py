@@ -42,6 +42,7 @@ def train_command(
     tune: bool = typer.Option(False, "--tune", help="Tune the classifier's hyper-parameters (randomized search, ROC AUC) inside every CV fold (nested CV: the printed CV is honest), then once on all training images for the model. Costs about (folds + 1) x tune-folds x tune-iter fits."),
     tune_iter: Optional[int] = typer.Option(None, "--tune-iter", help=f"With --tune: candidate settings per search \\[default: {DEFAULT_N_ITER}]."),
     tune_folds: Optional[int] = typer.Option(None, "--tune-folds", help=f"With --tune: inner CV folds per search \\[default: {DEFAULT_INNER_FOLDS}]."),
+    weights: str = typer.Option("balanced", "--weights", help="balanced (default): each DATA argument, and real and fake within it, carries equal total weight in the fit; none: every image counts once."),
     holdout: float = typer.Option(0.0, "--holdout", help="Set this fraction of the images (e.g. 0.2; stratified, whole videos, seeded by --seed) aside before CV, tuning, calibration and the fit, and score the final model once on it (0: off)."),
 ):
     """Train a detector: features, stratified k-fold CV (printed), threshold on out-of-fold scores, fit on all.
@@ -64,7 +65,7 @@ def train_command(
             max_fpr=max_fpr, jobs=jobs, cache_dir=opt.resolve_cache(cache_dir, no_cache), max_pixels=max_pixels,
             random_state=seed, progress=progress, calibration=calibration,
             face_crop=face_crop or None, warm_start=warm_start, video_every=video_every, video_fps=video_fps,
-            video_max_frames=video_max_frames, scheduler=scheduler, tune=tune, holdout=holdout,
+            video_max_frames=video_max_frames, scheduler=scheduler, tune=tune, holdout=holdout, weights=weights,
             tune_iter=DEFAULT_N_ITER if tune_iter is None else tune_iter,
             tune_folds=DEFAULT_INNER_FOLDS if tune_folds is None else tune_folds,
         )

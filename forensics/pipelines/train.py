@@ -101,6 +101,29 @@ class TrainingResult:
     tuning: dict | None = None
 
 
+#: Choices of ``forensics train --weights``.
+WEIGHTINGS = ("balanced", "none")
+
+
+def balanced_weights(y, sources=None) -> np.ndarray:
+    """Sample weights giving every (source, class) cell the same total weight, mean 1.
+
+    ``sources`` names where each row came from (the DATA folder or manifest); ``None``: one source.
+    Pooling a 16,000-image set with a 2,400-image one otherwise lets the large set dominate every
+    split of the trees; within a source, real and fake count equally.
+    """
+    y = np.asarray(y).astype(int)
+    src = np.zeros(len(y), dtype=int) if sources is None else np.unique(np.asarray(sources, dtype=str), return_inverse=True)[1]
+    cells = src * 2 + y
+    uniq, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    return (len(y) / (len(uniq) * counts))[inverse].astype(np.float64)
+
+
+def _weight_param(pipeline) -> str:
+    """The fit parameter that routes sample weights to the pipeline's classifier."""
+    return f"{pipeline.steps[-1][0]}__sample_weight"
+
+
 def cross_validated_scores(
     pipeline: Pipeline,
     X: np.ndarray,
@@ -111,16 +134,18 @@ def cross_validated_scores(
     progress: Callable[[int, int], None] | None = None,
     groups: np.ndarray | None = None,
     fit_params: dict | None = None,
-    fit_fold: Callable[[np.ndarray, np.ndarray, np.ndarray | None], object] | None = None,
+    fit_fold: Callable[..., object] | None = None,
     models: list | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold fake probabilities from stratified k-fold cross-validation.
 
     With ``groups`` (e.g. the video each frame comes from), StratifiedGroupKFold keeps every group in
     one fold, so that no video is both trained on and scored. ``fit_params`` go to every fit.
-    ``fit_fold(X, y, groups)`` replaces the fit of a clone of ``pipeline`` on a fold's training part
-    (e.g. a hyper-parameter search: nested cross-validation); it sees that part only. ``models``: a
-    list that receives each fold's fitted model, in fold order.
+    ``fit_fold(X, y, groups, sample_weight)`` replaces the fit of a clone of ``pipeline`` on a fold's
+    training part (e.g. a hyper-parameter search: nested cross-validation); it sees that part only.
+    ``models``: a list that receives each fold's fitted model, in fold order. ``sample_weight``: per-row
+    weights, the training part's go to each fit.
     """
     if groups is not None:
         skf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
@@ -130,10 +155,12 @@ def cross_validated_scores(
     if progress:
         progress(0, n_splits + 1)
     for i, (tr, te) in enumerate(skf.split(X, y, groups)):
+        w = None if sample_weight is None else sample_weight[tr]
         if fit_fold is None:
-            model = clone(pipeline).fit(X[tr], y[tr], **(fit_params or {}))
+            weights = {} if w is None else {_weight_param(pipeline): w}
+            model = clone(pipeline).fit(X[tr], y[tr], **(fit_params or {}), **weights)
         else:
-            model = fit_fold(X[tr], y[tr], None if groups is None else groups[tr])
+            model = fit_fold(X[tr], y[tr], None if groups is None else groups[tr], w)
         oof[te] = _scores(model, X[te])
         if models is not None:
             models.append(model)
@@ -195,6 +222,7 @@ def train_classifier(
     tune_iter: int = _tuning.DEFAULT_N_ITER,
     tune_folds: int = _tuning.DEFAULT_INNER_FOLDS,
     holdout: float = 0.0,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainingResult:
     """Cross-validate, calibrate, choose the threshold on out-of-fold scores, then fit on all data.
 
@@ -221,6 +249,9 @@ def train_classifier(
     (stratified, by group with ``groups``, drawn with ``random_state``); everything above uses the
     rest, and the final model (calibrated, at the chosen threshold) is scored once on them:
     ``holdout_metrics``.
+
+    ``sample_weight`` (e.g. :func:`balanced_weights`): per-row weights of every fit (outer, inner and
+    final); calibration, threshold and metrics stay unweighted.
     """
     y = np.asarray(y).astype(int)
     X = np.asarray(X, dtype=np.float64)
@@ -240,6 +271,11 @@ def train_classifier(
     X_held, y_held = X[holdout_index], y[holdout_index]
     X, y = X[train_index], y[train_index]
     groups = groups[train_index] if groups is not None else None
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (len(train_index) + len(holdout_index),):
+            raise ValueError(f"sample_weight has {sample_weight.shape} values for {len(train_index) + len(holdout_index)} rows")
+        sample_weight = sample_weight[train_index]
     classes, counts = np.unique(y, return_counts=True)
     fit_params: dict = {}
     if init_model is not None:
@@ -254,16 +290,17 @@ def train_classifier(
         pipeline = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
     fit_fold = None
     if tune:
-        def fit_fold(X_part, y_part, groups_part):
+        def fit_fold(X_part, y_part, groups_part, weight_part=None):
             return _tuning.tune(classifier, pipeline, X_part, y_part, groups=groups_part, n_iter=tune_iter,
-                                inner_folds=tune_folds, random_state=random_state)
+                                inner_folds=tune_folds, random_state=random_state, sample_weight=weight_part)
     k = int(min(n_splits, counts.min()))
     if groups is not None:
         k = int(min(n_splits, min(len(np.unique(groups[y == c])) for c in classes)))
     calibrator, raw_oof, searches = None, None, []
     if k >= 2:
         raw_oof = cross_validated_scores(pipeline, X, y, n_splits=k, random_state=random_state, progress=progress,
-                                         groups=groups, fit_params=fit_params, fit_fold=fit_fold, models=searches)
+                                         groups=groups, fit_params=fit_params, fit_fold=fit_fold, models=searches,
+                                         sample_weight=sample_weight)
         calibrator = _cal.fit_calibrator(raw_oof, y, calibration)
         oof = _cal.cross_fitted(raw_oof, y, _cal.calibrator_method(calibrator), n_splits=k, random_state=random_state)
         threshold = choose_threshold(y, oof, max_fpr=max_fpr)
@@ -275,13 +312,14 @@ def train_classifier(
         threshold, metrics = 0.5, {"auc": math.nan, "n": int(len(y))}
     tuning = None
     if tune:
-        search = fit_fold(X, y, groups)
+        search = fit_fold(X, y, groups, sample_weight)
         final = search.best_estimator_
         tuning = _tuning.tuning_record(classifier, n_iter=tune_iter, inner_folds=tune_folds,
                                        final=_tuning.chosen(classifier, search),
                                        folds=[_tuning.chosen(classifier, s) for s in searches])
     else:
-        final = clone(pipeline).fit(X, y, **fit_params)
+        weights = {} if sample_weight is None else {_weight_param(pipeline): sample_weight}
+        final = clone(pipeline).fit(X, y, **fit_params, **weights)
     held_metrics = None
     if len(holdout_index):
         held_metrics = detection_metrics(y_held, _cal.apply_calibrator(calibrator, _scores(final, X_held)), threshold)

@@ -41,7 +41,7 @@ def test_names_are_unique_prefixed_and_safe():
 
 def test_presets_and_order():
     default = resolve_blocks("default")
-    assert default == ["spectrum", "texture", "noise", "color", "ela"]
+    assert default == ["spectrum", "texture", "noise", "color", "ela", "cooc"]
     assert resolve_blocks("color,spectrum") == ["spectrum", "color"]  # registry order, not argument order
     assert resolve_blocks("default,color") == default  # duplicates removed
     assert set(resolve_blocks("fast")) <= set(default)

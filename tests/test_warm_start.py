@@ -15,7 +15,7 @@ from forensics.cli import app
 from forensics.demo import make_demo_dataset
 from forensics.errors import UsageError
 from forensics.model import ForensicModel
-from forensics.pipelines.train import train_classifier, xgb_booster
+from forensics.pipelines.train import XGB_PARAMS, train_classifier, xgb_booster
 
 runner = CliRunner()
 
@@ -52,15 +52,16 @@ def test_warm_start_adds_trees_and_records_rounds(sets, old_model, tmp_path):
     res = run("train", sets / "new", "--warm-start", old_model, "--model", new, "--folds", "2", "--no-cache")
     old_m, new_m = ForensicModel.load(old_model), ForensicModel.load(new)
     assert new_m.spec.blocks == old_m.spec.blocks == ["color"] and new_m.spec.settings == old_m.spec.settings
-    assert xgb_booster(old_m.pipeline).num_boosted_rounds() == 600
-    assert xgb_booster(new_m.pipeline).num_boosted_rounds() == 1200
+    n = XGB_PARAMS["n_estimators"]  # each round adds the default number of trees
+    assert xgb_booster(old_m.pipeline).num_boosted_rounds() == n
+    assert xgb_booster(new_m.pipeline).num_boosted_rounds() == 2 * n
     rounds = new_m.card["rounds"]
     assert len(rounds) == 2
     assert set(rounds[0]) >= {"date", "data", "counts", "cv_metrics"}
     assert str(sets / "old") in rounds[0]["data"] and str(sets / "new") in rounds[1]["data"]
     assert rounds[1]["counts"]["real"] == 10 and rounds[1]["warm_start_from"] == str(old_model)
-    assert [r["n_trees"] for r in rounds] == [600, 1200]
-    assert "warm start: continued" in flat(res.stdout) and "600 trees -> 1200" in flat(res.stdout)
+    assert [r["n_trees"] for r in rounds] == [n, 2 * n]
+    assert "warm start: continued" in flat(res.stdout) and f"{n} trees -> {2 * n}" in flat(res.stdout)
     # a third round keeps the history
     third = tmp_path / "third.skops"
     run("train", sets / "old", "--warm-start", new, "--model", third, "--folds", "2", "--no-cache")
@@ -100,7 +101,7 @@ def test_warm_start_needs_an_xgb_model(sets, tmp_path):
 
 def test_models_trained_from_scratch_have_one_round(old_model):
     card = ForensicModel.load(old_model).card
-    assert len(card["rounds"]) == 1 and card["rounds"][0]["n_trees"] == 600
+    assert len(card["rounds"]) == 1 and card["rounds"][0]["n_trees"] == XGB_PARAMS["n_estimators"]
 
 
 def test_warm_start_on_a_card_without_rounds(sets):
@@ -135,7 +136,7 @@ def test_continuing_learns_a_new_kind_and_replay_keeps_the_old():
                             calibration="none", init_model=old.pipeline)
     assert auc(warm, Tn, tyn) > 0.85
     assert auc(warm, To, tyo) > 0.85
-    assert xgb_booster(warm.pipeline).num_boosted_rounds() == 1200
+    assert xgb_booster(warm.pipeline).num_boosted_rounds() == 2 * XGB_PARAMS["n_estimators"]
 
 
 def test_api_warm_start_rejects_other_classifiers(sets):

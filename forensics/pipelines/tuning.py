@@ -34,12 +34,12 @@ logger = logging.getLogger(__name__)
 #: (which are in every list). Keys are the classifier's own parameter names.
 SEARCH_SPACES: dict[str, dict[str, list]] = {
     "xgb": {
-        "n_estimators": [300, 600, 1200],
+        "n_estimators": [600, 1200, 2000],
         "learning_rate": [0.02, 0.05, 0.1],
         "max_depth": [3, 4, 6],
         "min_child_weight": [1, 2, 5],
         "subsample": [0.6, 0.8, 1.0],
-        "colsample_bytree": [0.2, 0.4, 0.7],
+        "colsample_bytree": [0.1, 0.2, 0.4],
         "reg_lambda": [0.5, 2.0, 8.0],
     },
     # the SVC inside CalibratedClassifierCV; features are standardised, so gamma "scale" is 1 / n_features

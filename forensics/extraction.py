@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -84,16 +85,14 @@ class FeatureSpec:
     def block_sizes(self) -> dict[str, int]:
         return {n: get_block(n).n_features(self.settings.get(n)) for n in self.blocks}
 
+    @cached_property
     def _block_keys(self) -> dict[str, str]:
-        """Each block's settings key (hashing them once per image would cost more than a block)."""
-        memo_key = repr((self.blocks, sorted((n, repr(sorted(s.items()))) for n, s in self.settings.items())))
-        if self.__dict__.get("_keys_for") != memo_key:
-            self.__dict__["_block_keys_memo"] = {n: get_block(n).settings_key(self.settings.get(n)) for n in self.blocks}
-            self.__dict__["_keys_for"] = memo_key
-        return self.__dict__["_block_keys_memo"]
+        """Each block's settings key, computed once (hashing per image would cost more than a block).
+        Specs are not mutated after creation (``dataclasses.replace`` makes a new one)."""
+        return {n: get_block(n).settings_key(self.settings.get(n)) for n in self.blocks}
 
     def cache_keys(self, sha256: str) -> dict[str, str]:
-        keys = {n: f"{sha256}:{k}" for n, k in self._block_keys().items()}
+        keys = {n: f"{sha256}:{k}" for n, k in self._block_keys.items()}
         if self.face_crop:  # only then, so that keys without face crops stay valid
             from forensics.faces import FACE_VERSION
 

@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import forensics
 from forensics import api
@@ -27,26 +26,13 @@ from forensics.features.base import all_blocks, feature_names
 from forensics.features.diag import DIAG_COLUMNS
 from forensics.loading import is_image_path
 from forensics.model import ForensicModel
+from cli_utils import flat, run, runner
 
 sys.path.insert(0, str(Path(__file__).parent))
 import awkward  # noqa: E402  (a helper module next to the tests, not a package)
 
-runner = CliRunner()
 COLOR = feature_names("color")
 DIAG = [f"diag__{c}" for c in DIAG_COLUMNS]
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.stderr
-    return result
-
-
-def flat(text: str) -> str:
-    """Whitespace-normalised text (rich wraps long lines at the console width)."""
-    return " ".join(text.split())
 
 
 def _png(path: Path, seed: int, size: int = 40) -> Path:

@@ -17,26 +17,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
 from forensics import api
-from forensics.cli import app
 from forensics.demo import make_demo_dataset
 from forensics.errors import ForensicsError, UsageError
 from forensics.extraction import FeatureSpec, iter_features
 from forensics.features.base import feature_names
 from forensics.model import ForensicModel
+from cli_utils import run, runner
 
-runner = CliRunner()
 COLOR = feature_names("color")
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

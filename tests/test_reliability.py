@@ -31,7 +31,6 @@ import pyarrow.parquet as pq
 import pytest
 import skops.io as sio
 from PIL import Image
-from typer.testing import CliRunner
 
 import forensics.model as model_mod
 from forensics import api
@@ -44,25 +43,13 @@ from forensics.features.diag import DIAG_COLUMNS
 from forensics.loading import is_image_path
 from forensics.model import MODEL_FORMAT_VERSION, ForensicModel
 from forensics.resume import partial_path
+from cli_utils import flat, run, runner
 
 sys.path.insert(0, str(Path(__file__).parent))
 import awkward  # noqa: E402  (a helper module next to the tests, not a package)
 
-runner = CliRunner()
 COLOR = feature_names("color")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.stderr
-    return result
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
 
 
 def cli(*args) -> list[str]:

@@ -11,25 +11,14 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from forensics import api, video
-from forensics.cli import app
 from forensics.demo import make_demo_dataset
 from forensics.errors import UsageError
 from forensics.extraction import FeatureSpec
 from forensics.model import ForensicModel
 from forensics.pipelines.train import train_classifier
-
-runner = CliRunner()
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.stderr
-    return result
+from cli_utils import run
 
 
 def write_video(path: Path, n_frames: int = 10, *, fps: float = 10.0, size=(64, 48), seed: int = 0, blocky: bool = False) -> Path:

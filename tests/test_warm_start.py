@@ -8,28 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
 from forensics import api
-from forensics.cli import app
 from forensics.demo import make_demo_dataset
 from forensics.errors import UsageError
 from forensics.model import ForensicModel
 from forensics.pipelines.train import XGB_PARAMS, train_classifier, xgb_booster
-
-runner = CliRunner()
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-        assert "Traceback" not in result.stderr
-    return result
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
+from cli_utils import flat, run
 
 
 @pytest.fixture(scope="module")

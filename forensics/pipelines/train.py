@@ -292,8 +292,9 @@ def train_classifier(
     fit_fold = None
     if tune:
         def fit_fold(X_part, y_part, groups_part, weight_part=None):
+            weights = None if weight_part is None else {_weight_param(pipeline): weight_part}
             return _tuning.tune(classifier, pipeline, X_part, y_part, groups=groups_part, n_iter=tune_iter,
-                                inner_folds=tune_folds, random_state=random_state, sample_weight=weight_part)
+                                inner_folds=tune_folds, random_state=random_state, fit_params=weights)
     k = int(min(n_splits, counts.min()))
     if groups is not None:
         k = int(min(n_splits, min(len(np.unique(groups[y == c])) for c in classes)))

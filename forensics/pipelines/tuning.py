@@ -101,7 +101,7 @@ def tune(
     n_iter: int = DEFAULT_N_ITER,
     inner_folds: int = DEFAULT_INNER_FOLDS,
     random_state: int = 0,
-    sample_weight: np.ndarray | None = None,
+    fit_params: dict | None = None,
 ) -> RandomizedSearchCV:
     """Fit a RandomizedSearchCV of ``pipeline`` over :data:`SEARCH_SPACES` ``[classifier]`` on ``X, y``.
 
@@ -110,8 +110,8 @@ def tune(
     other (``n_jobs=1``): the classifier keeps the threads it was given, parallelism is not nested.
     A candidate whose fit fails scores NaN (one warning counts the errors). The returned search is
     refitted: ``best_estimator_`` is the pipeline with the best parameters, fitted on all of ``X``.
-    ``sample_weight`` goes to every fit (RandomizedSearchCV slices it per inner fold); the inner AUCs
-    are unweighted.
+    ``fit_params`` go to every fit (RandomizedSearchCV slices per-row arrays such as sample weights
+    per inner fold); the inner AUCs are unweighted.
     """
     check_options(n_iter=n_iter, inner_folds=inner_folds)
     k = inner_splits(y, groups, inner_folds)
@@ -125,8 +125,7 @@ def tune(
     space = {prefix + name: values for name, values in search_space(classifier).items()}
     search = RandomizedSearchCV(pipeline, space, n_iter=n_candidates(classifier, n_iter), scoring=SCORING, cv=splitter,
                                 refit=True, random_state=random_state, n_jobs=1, error_score=np.nan)
-    fit_params = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": np.asarray(sample_weight)}
-    search.fit(X, y, **({"groups": groups} if groups is not None else {}), **fit_params)
+    search.fit(X, y, **({"groups": groups} if groups is not None else {}), **(fit_params or {}))
     return search
 
 

@@ -5,7 +5,8 @@ generated into a temporary folder (``--size`` px). Sections:
 
 1. **decode floor**: Pillow decode of the files' bytes (already in memory) to an RGB array.
 2. **per block**, single process (OpenCV on one thread, glibc malloc tuned as the workers do): our
-   loader, then each default block alone on fresh views (it pays for the colour views it needs), all
+   loader, then each default block alone on fresh views (it pays for the colour views it needs), the
+   optional ``faceparts`` block alone when its detector is installed (not part of the target), all
    default blocks + diag on shared views, and the whole runner path (read, SHA-256, load, diag, blocks;
    ``--no-cache``). CPU time (``time.process_time``) and wall time per image, and the ratio to decode.
 3. **scaling**: images/s through the runner with 1 and 2 worker processes (pool start-up included).
@@ -26,6 +27,7 @@ one, peak memory at N2 within 10 % of N1, cluster == local.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -97,7 +99,7 @@ def pick(paths: list[str], n: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def bench_blocks(paths: list[str], spec: FeatureSpec) -> dict:
+def bench_blocks(paths: list[str], spec: FeatureSpec, optional: tuple[str, ...] = ()) -> dict:
     from PIL import Image
 
     try:
@@ -135,6 +137,15 @@ def bench_blocks(paths: list[str], spec: FeatureSpec) -> dict:
             with t:
                 block.compute(ImageViews(im), settings)
         out[f"block:{name}"] = (t.cpu / n, t.wall / n)
+
+    for name in optional:  # optional blocks outside the default, timed alone for reference
+        block = get_block(name)
+        block.compute(ImageViews(images[0]))
+        t = Timer()
+        for im in images:
+            with t:
+                block.compute(ImageViews(im))
+        out[f"optional:{name}"] = (t.cpu / n, t.wall / n)
 
     t = Timer()
     for im in images:
@@ -297,7 +308,8 @@ def main(argv=None) -> dict:
         print(f"data: {what}; default blocks: {', '.join(spec.blocks)}; load {load():.2f}", file=sys.stderr)
         if "blocks" not in skip:
             res["load_blocks"] = load()
-            res["blocks"] = bench_blocks(pick(paths, args.n_blocks), spec)
+            optional = tuple(n for n in ("faceparts",) if importlib.util.find_spec(get_block(n).requires[0]) is not None)
+            res["blocks"] = bench_blocks(pick(paths, args.n_blocks), spec, optional)
             print(f"blocks done; load {load():.2f}", file=sys.stderr)
         if "scaling" not in skip:
             before = wait_for_quiet(args.wait_load, args.wait_max)
@@ -328,6 +340,7 @@ def report(res: dict) -> str:
                   "| step | CPU ms/image | wall ms/image | x decode (CPU) | x decode (wall) |", "|---|---|---|---|---|"]
         names = [("decode", "Pillow decode (floor)"), ("load", "our loader (decode + EXIF, conversions, JPEG quality)")]
         names += [(k, f"block `{k.split(':', 1)[1]}` alone (fresh views)") for k in b if k.startswith("block:")]
+        names += [(k, f"optional block `{k.split(':', 1)[1]}` alone (not in the default)") for k in b if k.startswith("optional:")]
         names += [("all_shared", "all default blocks + diag, shared views (after load)"),
                   ("runner_1", "runner, 1 process, --no-cache (read, hash, load, diag, blocks)")]
         for key, label in names:

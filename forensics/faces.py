@@ -97,6 +97,16 @@ def detect_faces(rgb: np.ndarray, *, min_score: float = MIN_SCORE, max_side: int
 
     Boxes are clipped to the image; faces clipped to nothing are dropped.
     """
+    return [f[:5] for f in detect_faces_landmarks(rgb, min_score=min_score, max_side=max_side)]
+
+
+def detect_faces_landmarks(rgb: np.ndarray, *, min_score: float = MIN_SCORE, max_side: int = DETECT_MAX_SIDE) -> list[tuple]:
+    """As :func:`detect_faces`, each face with its five landmarks: ``(x, y, w, h, score, points)``.
+
+    ``points`` is a (5, 2) float array of ``(x, y)`` in the image's pixels, in the detector's order:
+    the subject's right eye (the one on the image's left in a frontal face), left eye, nose tip,
+    right and left mouth corners.
+    """
     check_available()
     if not 0.0 <= min_score <= 1.0:
         raise ValueError(f"min_score must be in [0, 1], got {min_score}")
@@ -110,15 +120,18 @@ def detect_faces(rgb: np.ndarray, *, min_score: float = MIN_SCORE, max_side: int
     scale = min(1.0, max_side / max(h, w))
     small = arr if scale == 1.0 else cv2.resize(arr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     bgr = np.ascontiguousarray(small[:, :, ::-1])
-    confs, boxes, _ = yuface.detect(bgr, min_score)
+    confs, boxes, marks = yuface.detect(bgr, min_score)
+    marks = np.asarray(marks, dtype=np.float64).reshape(-1, 5, 2)
     out = []
-    for conf, (bx, by, bw, bh) in zip(np.asarray(confs, dtype=np.float64), np.asarray(boxes, dtype=np.int64)):
+    for conf, (bx, by, bw, bh), pts in zip(np.asarray(confs, dtype=np.float64), np.asarray(boxes, dtype=np.int64), marks):
         x0, y0 = max(0.0, bx / scale), max(0.0, by / scale)
         x1, y1 = min(float(w), (bx + bw) / scale), min(float(h), (by + bh) / scale)
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         x0i, y0i = int(np.floor(x0)), int(np.floor(y0))
-        out.append((x0i, y0i, int(np.ceil(x1)) - x0i, int(np.ceil(y1)) - y0i, float(conf) / 100.0))
+        # landmark k sits at the centre of detector pixel k: map centres, not corners
+        points = (pts + 0.5) / scale - 0.5
+        out.append((x0i, y0i, int(np.ceil(x1)) - x0i, int(np.ceil(y1)) - y0i, float(conf) / 100.0, points))
     out.sort(key=lambda f: f[2] * f[3], reverse=True)
     return out
 

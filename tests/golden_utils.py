@@ -38,6 +38,6 @@ def check_golden(block: str, inputs: dict[str, np.ndarray], func: Callable, name
     for row in rows[1:]:
         expected = np.array([float(x) for x in row[1:]])
         current = func(inputs[row[0]])
-        bad = ~np.isclose(current, expected, rtol=rtol, atol=atol)
+        bad = ~np.isclose(current, expected, rtol=rtol, atol=atol, equal_nan=True)
         changed += [f"{row[0]}:{names[i]} {expected[i]:.6g} -> {current[i]:.6g}" for i in np.flatnonzero(bad)]
     assert not changed, f"{len(changed)} golden values changed:\n" + "\n".join(changed[:30])

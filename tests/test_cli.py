@@ -78,6 +78,7 @@ def test_blocks_lists_every_block_and_preset():
     first_column = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 2}
     assert set(all_blocks()) <= first_column
     assert "preset default:" in result.stdout and "preset fast:" in result.stdout
+    assert "forensics[faces]" in flat(result.stdout)  # the faces preset's install hint survives Rich markup
     # the color row shows its real feature count
     color_row = next(line for line in result.stdout.splitlines() if line.startswith("│ color "))
     assert f"│ {len(COLOR)} " in color_row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from forensics.cli.app import app, handle_errors, out_console
@@ -21,4 +22,4 @@ def blocks_command():
         table.add_row(name, ",".join(b.presets) or "-", n, b.cost, settings, b.reference)
     out_console.print(table)
     for p, desc in PRESETS.items():
-        out_console.print(f"preset [bold]{p}[/]: {desc}", highlight=False)
+        out_console.print(f"preset [bold]{p}[/]: {escape(desc)}", highlight=False)

@@ -168,9 +168,12 @@ def pad_to_min(arr: np.ndarray, min_size: int) -> np.ndarray:
 
 #: Presets and what they mean. ``default`` is every handcrafted block fed to the classifier.
 PRESETS: dict[str, str] = {
-    "default": "every handcrafted block (spectrum, texture, noise, color, ela)",
+    "default": "every handcrafted block that needs no optional package (spectrum, texture, noise, color, ela, cooc)",
     "fast": "the cheapest blocks, for triage of very large folders",
+    "faces": "the default blocks plus faceparts, for pictures of faces (needs forensics[faces])",
 }
+#: Presets that also take every block of other presets.
+PRESET_INCLUDES: dict[str, tuple[str, ...]] = {"faces": ("default",)}
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ def resolve_blocks(spec: str | list[str] | tuple | None) -> list[str]:
     wanted: set[str] = set()
     for item in items:
         if item in PRESETS:
-            wanted.update(n for n, b in _REGISTRY.items() if item in b.presets)
+            presets = {item, *PRESET_INCLUDES.get(item, ())}
+            wanted.update(n for n, b in _REGISTRY.items() if presets & set(b.presets))
         else:
             block = get_block(item)
             if not block.classifier_input:

@@ -19,7 +19,7 @@ generated into a temporary folder (``--size`` px). Sections:
    (max abs difference; needs ``forensics[dask]``).
 
 Usage:  python benchmarks/speed.py [--data ../shared/data/faces-stylegan] [--n-blocks 200] [--n-scale 400]
-        [--n-mem 1000,10000] [--n-cluster 200] [--skip memory,cluster] [--json out.json]
+        [--n-mem 1000,10000] [--n-cluster 200] [--skip memory,cluster] [--blocks default] [--json out.json]
 Prints a Markdown table with the targets: default blocks <= 10x decode (1 worker), 2 workers >= 1.7x
 one, peak memory at N2 within 10 % of N1, cluster == local.
 """
@@ -297,15 +297,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--wait-load", type=float, default=3.0, help="scaling waits for a 1-min load average below this")
     ap.add_argument("--wait-max", type=float, default=600.0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--blocks", default="default", help="blocks timed (the target is for the default)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    spec = FeatureSpec.create("default")
+    spec = FeatureSpec.create(args.blocks)
     res: dict = {"blocks_used": spec.blocks, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         paths, labels, what = dataset(args, tmp)
         res["data"] = what
-        print(f"data: {what}; default blocks: {', '.join(spec.blocks)}; load {load():.2f}", file=sys.stderr)
+        print(f"data: {what}; blocks: {', '.join(spec.blocks)}; load {load():.2f}", file=sys.stderr)
         if "blocks" not in skip:
             res["load_blocks"] = load()
             optional = tuple(n for n in ("faceparts",) if importlib.util.find_spec(get_block(n).requires[0]) is not None)
@@ -332,7 +333,7 @@ def main(argv=None) -> dict:
 
 
 def report(res: dict) -> str:
-    lines = [f"Data: {res['data']}; default blocks: {', '.join(res['blocks_used'])}; {res['cpus']} CPUs.", ""]
+    lines = [f"Data: {res['data']}; blocks: {', '.join(res['blocks_used'])}; {res['cpus']} CPUs.", ""]
     b = res.get("blocks")
     if b:
         dec_cpu, dec_wall = b["decode"]
@@ -341,7 +342,7 @@ def report(res: dict) -> str:
         names = [("decode", "Pillow decode (floor)"), ("load", "our loader (decode + EXIF, conversions, JPEG quality)")]
         names += [(k, f"block `{k.split(':', 1)[1]}` alone (fresh views)") for k in b if k.startswith("block:")]
         names += [(k, f"optional block `{k.split(':', 1)[1]}` alone (not in the default)") for k in b if k.startswith("optional:")]
-        names += [("all_shared", "all default blocks + diag, shared views (after load)"),
+        names += [("all_shared", "all these blocks + diag, shared views (after load)"),
                   ("runner_1", "runner, 1 process, --no-cache (read, hash, load, diag, blocks)")]
         for key, label in names:
             c, w = b[key]

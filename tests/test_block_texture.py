@@ -90,7 +90,7 @@ def test_registry_names_prefixed_and_encode_params():
     assert "texture__lbp_cr__r_3__bin_09" in names
     assert "texture__lbp_u2_y__r_1__bin_58" in names
     assert block.feature_names({"radii": (2, 5)})[0] == "texture__lbp_y__r_2__bin_00"
-    assert "default" in block.presets and "fast" in block.presets
+    assert "default" in block.presets
     assert block.reference and block.cost
 
 

@@ -63,7 +63,7 @@ def _hist_moments(hist: np.ndarray, scale: float, offset: float = 0.0) -> np.nda
 @register_block(
     "color",
     names=_names,
-    presets=("default", "fast"),
+    presets=("default",),
     cost="low",
     reference="McCloskey & Albright, ICIP 2019; Li et al., Signal Processing 2020",
     version=2,

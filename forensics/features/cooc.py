@@ -134,7 +134,7 @@ def _quantise(r: np.ndarray) -> np.ndarray:
 @register_block(
     "cooc",
     names=_names,
-    presets=("default",),
+    presets=("default", "fast"),
     cost="medium",
     reference="Fridrich & Kodovsky, IEEE TIFS 2012; Li et al., Signal Processing 2020; Nataraj et al., EI 2019",
 )

@@ -256,7 +256,7 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 @register_block(
     "spectrum",
     names=_names,
-    presets=("default",),
+    presets=("default", "fast"),
     cost="low",
     reference="Durall et al., CVPR 2020; Zhang et al., WIFS 2019; Frank et al., ICML 2020",
 )

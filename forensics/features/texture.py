@@ -186,7 +186,7 @@ def _entropy(p: np.ndarray) -> float:
 @register_block(
     "texture",
     names=_names,
-    presets=("default", "fast"),
+    presets=("default",),
     cost="low",
     reference="Ojala, Pietikäinen & Mäenpää, IEEE TPAMI 24(7), 2002",
 )

@@ -249,3 +249,27 @@ def test_cli_extract_with_the_faces_preset(tmp_path):
     found = {p.rsplit("/", 1)[-1]: v for p, v in table["faceparts__face_found"].items()}
     assert found == {"astronaut.png": 1.0, "skin.png": 0.0}
     assert any(c.startswith("cooc__") for c in table.columns)  # the default blocks come with it
+
+
+@needs_yuface
+def test_a_faces_model_records_the_detector_and_needs_it_to_score(tmp_path, monkeypatch):
+    from forensics import api
+    from forensics.model import ForensicModel
+
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        img = np.clip(ASTRONAUT.astype(int) + rng.integers(-6, 7, ASTRONAUT.shape), 0, 255).astype(np.uint8)
+        for label, im in (("real", img), ("fake", cv2.GaussianBlur(img, (0, 0), 1.5 + 0.2 * k))):
+            (tmp_path / "d" / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(im).save(tmp_path / "d" / label / f"{k}.png")
+    model, _ = api.train([tmp_path / "d"], blocks="faceparts", classifier="logreg", n_splits=2, cache_dir=None)
+    model.save(tmp_path / "m.skops")
+    loaded = ForensicModel.load(tmp_path / "m.skops")
+    info = loaded.card["block_info"]["faceparts"]
+    assert "YuNet" in info["detector"] and info["versions"]["yuface"]
+    # on a machine without the detector, scoring with this model is one clear error
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "yuface" else real(name, *a))
+    result = run("score", tmp_path / "m.skops", tmp_path / "d", "--out", tmp_path / "s.csv", "--no-cache", ok=False)
+    assert result.exit_code != 0 and "forensics[faces]" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

@@ -129,7 +129,7 @@ def detect_faces_landmarks(rgb: np.ndarray, *, min_score: float = MIN_SCORE, max
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         x0i, y0i = int(np.floor(x0)), int(np.floor(y0))
-        # landmark k sits at the centre of detector pixel k: map centres, not corners
+        # pixel centres map to pixel centres between the shrunk copy and the image
         points = (pts + 0.5) / scale - 0.5
         out.append((x0i, y0i, int(np.ceil(x1)) - x0i, int(np.ceil(y1)) - y0i, float(conf) / 100.0, points))
     out.sort(key=lambda f: f[2] * f[3], reverse=True)

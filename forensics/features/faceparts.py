@@ -108,8 +108,6 @@ def _find_face(rgb: np.ndarray, detect_side: int, min_score: float):
     if not found:
         return None
     x, y, w, h, score, points = found[0]
-    if np.linalg.norm(points[1] - points[0]) < _MIN_IOD:
-        return None
     return np.array([x, y, w, h], dtype=np.float64), score, points
 
 

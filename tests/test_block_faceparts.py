@@ -182,7 +182,7 @@ def test_only_the_face_neighbourhood_counts_and_on_the_jpeg_grid():
     padded = np.pad(img, ((16, 40), (24, 8), (0, 0)), mode="reflect")
     a = faceparts_from_landmarks(img, FRONTAL)
     b = faceparts_from_landmarks(padded, FRONTAL + [24.0, 16.0])
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)  # float32 maps: OpenCV's threads may sum in another order
 
 
 def test_large_faces_are_shrunk_to_max_size():

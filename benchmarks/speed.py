@@ -27,7 +27,6 @@ one, peak memory at N2 within 10 % of N1, cluster == local.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from forensics.datasets import collect_labelled  # noqa: E402
+from forensics.errors import UsageError  # noqa: E402
 from forensics.extraction import FeatureSpec, iter_features  # noqa: E402
 from forensics.features.base import ImageViews, get_block  # noqa: E402
 from forensics.features.diag import diag_features  # noqa: E402
@@ -99,6 +99,15 @@ def pick(paths: list[str], n: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+def available(name: str) -> bool:
+    """Whether block ``name``'s optional dependencies are installed."""
+    try:
+        get_block(name).check_available()
+    except UsageError:
+        return False
+    return True
+
+
 def bench_blocks(paths: list[str], spec: FeatureSpec, optional: tuple[str, ...] = ()) -> dict:
     from PIL import Image
 
@@ -129,23 +138,16 @@ def bench_blocks(paths: list[str], spec: FeatureSpec, optional: tuple[str, ...] 
             images.append(load_image_bytes(b, name="bench"))
     out["load"] = (t.cpu / n, t.wall / n)
 
-    for name in spec.blocks:
-        block, settings = get_block(name), spec.settings.get(name)
+    # each block alone; optional blocks outside the spec (default settings) for reference
+    timed = [(f"block:{b}", b, spec.settings.get(b)) for b in spec.blocks] + [(f"optional:{b}", b, None) for b in optional]
+    for key, name, settings in timed:
+        block = get_block(name)
         block.compute(ImageViews(images[0]), settings)  # warm-up
         t = Timer()
         for im in images:
             with t:
                 block.compute(ImageViews(im), settings)
-        out[f"block:{name}"] = (t.cpu / n, t.wall / n)
-
-    for name in optional:  # optional blocks outside the default, timed alone for reference
-        block = get_block(name)
-        block.compute(ImageViews(images[0]))
-        t = Timer()
-        for im in images:
-            with t:
-                block.compute(ImageViews(im))
-        out[f"optional:{name}"] = (t.cpu / n, t.wall / n)
+        out[key] = (t.cpu / n, t.wall / n)
 
     t = Timer()
     for im in images:
@@ -309,7 +311,7 @@ def main(argv=None) -> dict:
         print(f"data: {what}; blocks: {', '.join(spec.blocks)}; load {load():.2f}", file=sys.stderr)
         if "blocks" not in skip:
             res["load_blocks"] = load()
-            optional = tuple(n for n in ("faceparts",) if importlib.util.find_spec(get_block(n).requires[0]) is not None)
+            optional = tuple(n for n in ("faceparts",) if n not in spec.blocks and available(n))
             res["blocks"] = bench_blocks(pick(paths, args.n_blocks), spec, optional)
             print(f"blocks done; load {load():.2f}", file=sys.stderr)
         if "scaling" not in skip:

@@ -228,4 +228,8 @@ def test_profile_length_does_not_depend_on_image_size():
 
 
 def test_golden_baseline():
-    check_golden('spectrum', golden_inputs(), spectrum_features, spectrum_names())
+    # The spectra are float32 (OpenCV's DFT). On the 32 px checkerboard most residual frequencies hold
+    # almost no power, and their logs move by up to 5e-4 (relative) between OpenCV/NumPy releases
+    # (seen: res_angular bin 0, -0.842306 -> -0.842721, after a fresh install on 2026-12-01); a real
+    # change of the maths moves values by percents.
+    check_golden('spectrum', golden_inputs(), spectrum_features, spectrum_names(), rtol=2e-3)

@@ -12,7 +12,11 @@ Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensic
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
-        [--no-cross] [--cv-only]
+        [--no-cross] [--cv-only] [--ablate [--ablate-trees 600]]
+``--ablate`` answers another question instead: per set, the 5-fold CV AUC of each block alone and of all
+blocks but one (XGBoost retrained with ``--ablate-trees`` trees at learning rate 0.1, unweighted:
+lighter than the default model, so read the differences between rows, not the levels). It is the
+accuracy side of the speed trade-off in benchmarks/speed.py: what each block's milliseconds buy.
 ``--blocks`` takes what ``forensics train --blocks`` takes: ``cnn`` (the optional frozen CNN, needs
 ``pip install 'forensics[cnn]'``) or ``default,cnn`` report the CNN alone or next to the handcrafted blocks.
 Prints a Markdown table (pasted into the README with its date and commit).
@@ -85,6 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set runs")
     ap.add_argument("--cv-only", action="store_true", help="skip the held-out 80/20 test (half the fits; for slow runs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--ablate", action="store_true", help="instead: each block alone and all blocks but one, per set")
+    ap.add_argument("--ablate-trees", type=int, default=600, help="XGBoost trees of the ablation fits")
     args = ap.parse_args(argv)
 
     if not args.data.is_dir():
@@ -105,6 +111,10 @@ def main(argv=None) -> int:
     for s in sets:
         data[s] = load_set(args.data, s, spec, jobs=args.jobs, cache_dir=cache_dir, limit=args.limit, seed=args.seed)
         print(f"# extracted {s}: {len(data[s]['y'])} images, {data[s]['ms_per_image']:.2f} ms/image (jobs={args.jobs})", file=sys.stderr)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if args.ablate:
+        return ablate(data, spec, args, commit)
 
     results = {"sets": {}, "cross": {}}
     for s in sets:
@@ -155,7 +165,6 @@ def main(argv=None) -> int:
             oof[te] = clone(base).fit(Xall[tr], yall[tr], clf__sample_weight=w).predict_proba(Xall[te])[:, 1]
         results["cross"]["pooled_cv_auc"] = {s: detection_metrics(yall[src == s], oof[src == s])["auc"] for s in sets}
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     results["meta"] = {"date": datetime.date.today().isoformat(), "commit": commit, "blocks": spec.blocks, "settings": args.settings,
                        "n_features": len(spec.feature_names()), "classifier": args.classifier, "limit": args.limit, "jobs": args.jobs}
 
@@ -183,6 +192,37 @@ def main(argv=None) -> int:
                   + ", ".join(f"{s} {v:.4f} ({results['sets'][s]['cv']['auc']:.4f})" for s, v in c["pooled_cv_auc"].items()))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
+    """Print (and optionally save) the per-set block ablation table."""
+    from forensics.reports.importance import block_ablation
+
+    names = spec.feature_names()
+    res = {}
+    for s, d in data.items():
+        t0 = time.perf_counter()
+        res[s] = block_ablation(d["X"], d["y"], names, args.classifier, n_splits=5, max_images=len(d["y"]),
+                                random_state=args.seed, trees=args.ablate_trees, n_jobs=args.jobs)
+        print(f"# ablation {s}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    sets = [s for s in data if res[s] is not None]
+    trees = f"{args.ablate_trees} trees at learning rate 0.1, " if args.classifier == "xgb" else ""
+    print(f"\nBlock ablation on ../shared/data, {datetime.date.today().isoformat()}, commit {commit}, blocks {args.blocks}, "
+          f"{args.classifier} ({trees}unweighted), 5-fold CV AUC" + (f", at most {args.limit} per class" if args.limit else ""))
+    print()
+    print("| blocks | features | " + " | ".join(sets) + " |")
+    print("|---|---|" + "---|" * len(sets))
+    print(f"| all | {len(names)} | " + " | ".join(f"{res[s]['all']:.4f}" for s in sets) + " |")
+    sizes = {b: sum(n.split("__", 1)[0] == b for n in names) for b in spec.blocks}
+    for kind, label in (("without", "all but `{}`"), ("alone", "`{}` alone")):
+        for b in spec.blocks:
+            if b not in res[sets[0]][kind]:
+                continue
+            n = len(names) - sizes[b] if kind == "without" else sizes[b]
+            print(f"| {label.format(b)} | {n} | " + " | ".join(f"{res[s][kind][b]:.4f}" for s in sets) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"ablation": res, "meta": {"commit": commit, "blocks": spec.blocks}}, indent=2))
     return 0
 
 

@@ -170,6 +170,20 @@ def test_block_helpers():
     assert res["folds"] == 3
 
 
+def test_block_ablation_takes_the_number_of_trees():
+    rng = np.random.default_rng(0)
+    names = ["a__x", "b__z"]
+    X = rng.normal(size=(90, 2))
+    y = np.repeat([0, 1], 45)
+    X[y == 1, 0] += 2.0
+    one = block_ablation(X, y, names, "xgb", trees=1)
+    many = block_ablation(X, y, names, "xgb", trees=60, n_jobs=2)
+    assert one["trees"] == 1 and many["trees"] == 60
+    # a single depth-4 tree ranks in a few coarse steps; 60 trees separate block a almost as a threshold would
+    assert many["alone"]["a"] > one["alone"]["a"]
+    assert many["alone"]["a"] > 0.85
+
+
 # --------------------------------------------------------------------------------------------------
 # score --explain
 # --------------------------------------------------------------------------------------------------

@@ -115,19 +115,22 @@ def block_permutation_importance(score_fn: Callable[[np.ndarray], np.ndarray], X
     return out
 
 
-def _light_pipeline(classifier: str, random_state: int):
+def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TREES, n_jobs: int = 1):
     from forensics.pipelines.train import build_pipeline
 
-    pipe = build_pipeline(classifier, random_state=random_state, n_jobs=1)
+    pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
     if classifier == "xgb":
-        pipe.set_params(clf__n_estimators=ABLATION_TREES, clf__learning_rate=0.1)
+        pipe.set_params(clf__n_estimators=trees, clf__learning_rate=0.1)
     return pipe
 
 
 def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = ABLATION_FOLDS,
-                   max_images: int = ABLATION_MAX_IMAGES, random_state: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> dict | None:
+                   max_images: int = ABLATION_MAX_IMAGES, random_state: int = 0, trees: int = ABLATION_TREES,
+                   n_jobs: int = 1, progress: Callable[[int, int], None] | None = None) -> dict | None:
     """CV AUC with all blocks, each block alone, and all blocks but each one.
+
+    XGBoost is retrained with ``trees`` trees at learning rate 0.1 (the report's default is quick;
+    ``benchmarks/accuracy.py --ablate`` uses more); other classifiers with their own settings.
 
     Returns ``{"all": auc, "alone": {block: auc}, "without": {block: auc}, "folds", "n", "classifier"}``,
     or ``None`` when there are too few images of a class for ``n_splits`` folds (at least 2).
@@ -154,9 +157,9 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
         if len(blocks) > 1:
             subsets.append(("without", b, np.setdiff1d(np.arange(X.shape[1]), ix)))
     result: dict = {"alone": {}, "without": {}, "folds": k, "n": int(len(y)), "classifier": classifier,
-                    "trees": ABLATION_TREES if classifier == "xgb" else None}
+                    "trees": trees if classifier == "xgb" else None}
     for i, (kind, b, ix) in enumerate(subsets):
-        oof = cross_validated_scores(_light_pipeline(classifier, random_state), X[:, ix], y, n_splits=k,
+        oof = cross_validated_scores(_light_pipeline(classifier, random_state, trees, n_jobs), X[:, ix], y, n_splits=k,
                                      random_state=random_state)
         auc = float(roc_auc_score(y, oof)) if np.isfinite(oof).all() else math.nan
         if kind == "all":

@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablate", action="store_true", help="instead: each block alone and all blocks but one, per set")
     ap.add_argument("--ablate-trees", type=int, default=600, help="XGBoost trees of the ablation fits")
     args = ap.parse_args(argv)
+    if args.ablate_trees < 1:
+        ap.error("--ablate-trees must be at least 1")
 
     if not args.data.is_dir():
         print(f"no data folder at {args.data}; nothing to measure")
@@ -207,6 +209,9 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
                                 random_state=args.seed, trees=args.ablate_trees, n_jobs=args.jobs)
         print(f"# ablation {s}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     sets = [s for s in data if res[s] is not None]
+    if not sets:
+        print("error: too few images of a class in every set for 5-fold CV", file=sys.stderr)
+        return 1
     trees = f"{args.ablate_trees} trees at learning rate 0.1, " if args.classifier == "xgb" else ""
     print(f"\nBlock ablation on ../shared/data, {datetime.date.today().isoformat()}, commit {commit}, blocks {args.blocks}, "
           f"{args.classifier} ({trees}unweighted), 5-fold CV AUC" + (f", at most {args.limit} per class" if args.limit else ""))

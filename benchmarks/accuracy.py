@@ -199,7 +199,7 @@ def main(argv=None) -> int:
 
 def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
     """Print (and optionally save) the per-set block ablation table."""
-    from forensics.reports.importance import block_ablation
+    from forensics.reports.importance import block_ablation, block_index
 
     names = spec.feature_names()
     res = {}
@@ -219,7 +219,7 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
     print("| blocks | features | " + " | ".join(sets) + " |")
     print("|---|---|" + "---|" * len(sets))
     print(f"| all | {len(names)} | " + " | ".join(f"{res[s]['all']:.4f}" for s in sets) + " |")
-    sizes = {b: sum(n.split("__", 1)[0] == b for n in names) for b in spec.blocks}
+    sizes = {b: len(ix) for b, ix in block_index(names).items()}
     for kind, label in (("without", "all but `{}`"), ("alone", "`{}` alone")):
         for b in spec.blocks:
             if b not in res[sets[0]][kind]:

@@ -221,9 +221,7 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
     print(f"| all | {len(names)} | " + " | ".join(f"{res[s]['all']:.4f}" for s in sets) + " |")
     sizes = {b: len(ix) for b, ix in block_index(names).items()}
     for kind, label in (("without", "all but `{}`"), ("alone", "`{}` alone")):
-        for b in spec.blocks:
-            if b not in res[sets[0]][kind]:
-                continue
+        for b in res[sets[0]][kind]:  # block order; "without" is empty for a single block
             n = len(names) - sizes[b] if kind == "without" else sizes[b]
             print(f"| {label.format(b)} | {n} | " + " | ".join(f"{res[s][kind][b]:.4f}" for s in sets) + " |")
     if args.json:

@@ -32,6 +32,7 @@ TRUSTED_TYPES = frozenset(
         "numpy.dtype",
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
+        "forensics.pipelines.blend.BlendClassifier",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
         "sklearn.isotonic.IsotonicRegression",

@@ -23,7 +23,7 @@ from forensics.pipelines.metrics import choose_threshold, detection_metrics
 logger = logging.getLogger(__name__)
 
 #: Classifier choices of ``forensics train --classifier``.
-CLASSIFIERS = ("xgb", "svm", "logreg")
+CLASSIFIERS = ("xgb", "svm", "logreg", "blend")
 
 #: XGBoost settings of the default model: many shallow trees, each seeing a tenth of the ~1,200
 #: correlated handcrafted features (measured on ../shared/data, 5-fold CV on faces-stylegan: 0.9463
@@ -47,12 +47,20 @@ def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: in
     - ``xgb``: XGBoost on the raw features (it handles NaN natively; no scaling needed).
     - ``svm``: median imputation, standard scaling, RBF SVM with Platt-scaled probabilities.
     - ``logreg``: median imputation, standard scaling, L2 logistic regression.
+    - ``blend``: the mean of the ``xgb`` and ``svm`` pipelines' probabilities
+      (:class:`~forensics.pipelines.blend.BlendClassifier`).
     """
     if classifier == "xgb":
         from xgboost import XGBClassifier
 
         clf = XGBClassifier(**XGB_PARAMS, random_state=random_state, n_jobs=max(1, n_jobs))
         return Pipeline([("clf", clf)])
+    if classifier == "blend":
+        from forensics.pipelines.blend import BlendClassifier
+
+        xgb = build_pipeline("xgb", random_state=random_state, n_jobs=n_jobs).steps[-1][1]
+        svm = build_pipeline("svm", random_state=random_state, n_jobs=n_jobs)
+        return Pipeline([("clf", BlendClassifier(xgb=xgb, svm=svm, svm_weight=0.5))])
     if classifier == "svm":
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC

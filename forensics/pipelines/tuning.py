@@ -45,10 +45,17 @@ SEARCH_SPACES: dict[str, dict[str, list]] = {
     # the SVC inside CalibratedClassifierCV; features are standardised, so gamma "scale" is 1 / n_features
     "svm": {"C": [0.3, 1.0, 3.0, 10.0, 30.0], "gamma": ["scale", 0.001, 0.003, 0.01, 0.03]},
     "logreg": {"C": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]},
+    # the members' own parameters (xgb__..., svm__...) and the SVM's share of the mean
+    "blend": {
+        "svm_weight": [0.3, 0.5, 0.7],
+        "svm__clf__estimator__C": [1.0, 3.0, 10.0],
+        "xgb__max_depth": [3, 4, 6],
+        "xgb__colsample_bytree": [0.1, 0.2, 0.4],
+    },
 }
 
 #: Where each classifier's parameters sit in its pipeline (``build_pipeline``).
-_PREFIX = {"xgb": "clf__", "svm": "clf__estimator__", "logreg": "clf__"}
+_PREFIX = {"xgb": "clf__", "svm": "clf__estimator__", "logreg": "clf__", "blend": "clf__"}
 
 #: Defaults of ``forensics train --tune-iter`` and ``--tune-folds``.
 DEFAULT_N_ITER = 12

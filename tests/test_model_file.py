@@ -151,7 +151,7 @@ def test_card_records_failed_images_and_settings(dataset, tmp_path):
     assert ForensicModel.load(path).spec.settings == {"color": {"hue_bins": 6, "sat_bins": 8, "max_size": 512}}
 
 
-@pytest.mark.parametrize("classifier", ["svm", "logreg"])
+@pytest.mark.parametrize("classifier", ["svm", "logreg", "blend"])
 def test_other_classifiers_round_trip(dataset, features, tmp_path, classifier):
     model, _ = api.train([dataset], blocks="color", classifier=classifier, n_splits=3, cache_dir=None)
     path = tmp_path / f"{classifier}.skops"

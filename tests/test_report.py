@@ -79,7 +79,7 @@ def heldout(tmp_path_factory) -> Path:
 def models(data, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("report-models")
     out = {}
-    for classifier in ("xgb", "logreg", "svm"):
+    for classifier in ("xgb", "logreg", "svm", "blend"):
         model, _ = api.train([data], blocks=BLOCKS, classifier=classifier, n_splits=3, cache_dir=None)
         out[classifier] = folder / f"{classifier}.skops"
         model.save(out[classifier])
@@ -135,7 +135,7 @@ def test_report_without_data_shows_what_the_card_allows(models, tmp_path):
     assert "training data" in section_html(text, "audit")
 
 
-@pytest.mark.parametrize("classifier", ["logreg", "svm"])
+@pytest.mark.parametrize("classifier", ["logreg", "svm", "blend"])
 def test_report_for_other_classifiers(models, heldout, tmp_path, classifier):
     out = tmp_path / "r.html"
     run("report", models[classifier], heldout, "--out", out, "--no-cache", "--no-ablation", "--examples", "2")
@@ -184,6 +184,14 @@ def test_block_ablation_takes_the_number_of_trees():
     assert many["alone"]["a"] > 0.85
 
 
+def test_ablation_makes_the_blends_xgboost_member_as_light():
+    from forensics.reports.importance import _light_pipeline
+
+    member = _light_pipeline("blend", 0, trees=7).named_steps["clf"].xgb
+    assert (member.n_estimators, member.learning_rate) == (7, 0.1)
+    assert _light_pipeline("svm", 0, trees=7).named_steps["clf"].estimator.C == 3.0  # untouched
+
+
 # --------------------------------------------------------------------------------------------------
 # score --explain
 # --------------------------------------------------------------------------------------------------
@@ -215,13 +223,16 @@ def test_contributions_add_up_to_the_raw_score(models, heldout):
         np.testing.assert_allclose(contrib.sum(axis=1) + bias, logit, atol=1e-4)
 
 
-def test_score_explain_on_svm_is_skipped_with_a_message(models, heldout, tmp_path):
+@pytest.mark.parametrize("classifier", ["svm", "blend"])
+def test_score_explain_on_svm_is_skipped_with_a_message(models, heldout, tmp_path, classifier):
     out = tmp_path / "s.csv"
-    r = run("score", models["svm"], heldout, "--out", out, "--explain", 2, "--no-cache")
+    r = run("score", models[classifier], heldout, "--out", out, "--explain", 2, "--no-cache")
     assert "no explain columns" in " ".join(r.stderr.split())
-    assert not any(c.startswith("explain_") for c in pd.read_csv(out).columns)
-    with pytest.raises(ExplanationUnavailable, match="svm"):
-        contributions(ForensicModel.load(models["svm"]).pipeline, np.zeros((1, 3)))
+    scores = pd.read_csv(out)
+    assert not any(c.startswith("explain_") for c in scores.columns)
+    assert scores["prob_fake"].notna().all()  # the scores themselves are there
+    with pytest.raises(ExplanationUnavailable, match=f"\\({classifier}, whose"):
+        contributions(ForensicModel.load(models[classifier]).pipeline, np.zeros((1, 3)))
 
 
 def test_top_features_handles_rows_without_features():

@@ -92,6 +92,9 @@ def test_search_spaces_hold_the_default_parameters():
     svc = build_pipeline("svm").named_steps["clf"].estimator
     assert svc.C in tuning.search_space("svm")["C"] and svc.gamma in tuning.search_space("svm")["gamma"]
     assert build_pipeline("logreg").named_steps["clf"].C in tuning.search_space("logreg")["C"]
+    blend = build_pipeline("blend").named_steps["clf"].get_params()
+    for name, values in tuning.search_space("blend").items():
+        assert blend[name] in values, name
 
 
 @pytest.mark.parametrize("classifier", CLASSIFIERS)

@@ -4,7 +4,8 @@
   (``booster.predict(DMatrix, pred_contribs=True)``, Lundberg et al. 2020), in log-odds.
 - Logistic regression: coefficient x standardised feature value (the linear model's exact
   decomposition of its log-odds around the training mean).
-- SVM (RBF): no faithful per-feature decomposition; :class:`ExplanationUnavailable` is raised.
+- SVM (RBF), and the xgb + svm ``blend`` (whose SVM half has none): no faithful per-feature
+  decomposition; :class:`ExplanationUnavailable` is raised.
 
 Contributions are on the classifier's raw (log-odds) scale, before calibration: calibration is monotone,
 so the ranking of the features and their signs are the same.
@@ -27,13 +28,15 @@ class ExplanationUnavailable(UsageError):
 
 
 def classifier_kind(pipeline) -> str:
-    """``xgb``, ``logreg`` or ``other`` for the final step of a fitted pipeline."""
+    """``xgb``, ``logreg``, ``blend`` or ``other`` for the final step of a fitted pipeline."""
     clf = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     name = type(clf).__name__
     if name == "XGBClassifier":
         return "xgb"
     if name == "LogisticRegression":
         return "logreg"
+    if name == "BlendClassifier":
+        return "blend"
     return "other"
 
 
@@ -63,9 +66,10 @@ def contributions(pipeline, X) -> tuple[np.ndarray, np.ndarray]:
             bias[ok] = clf.intercept_[0]
         return out, bias
     clf = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    what = "blend, whose SVM half" if kind == "blend" else "svm, whose RBF kernel"
     raise ExplanationUnavailable(
-        f"per-image explanations need an xgb or logreg model; this one is {type(clf).__name__} (svm), "
-        "whose RBF kernel has no per-feature decomposition"
+        f"per-image explanations need an xgb or logreg model; this one is {type(clf).__name__} ({what} "
+        "has no per-feature decomposition)"
     )
 
 

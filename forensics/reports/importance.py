@@ -119,8 +119,9 @@ def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TR
     from forensics.pipelines.train import build_pipeline
 
     pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
-    if classifier == "xgb":
-        pipe.set_params(clf__n_estimators=trees, clf__learning_rate=0.1)
+    if classifier in ("xgb", "blend"):  # the blend's XGBoost member is made as light
+        prefix = "clf__" if classifier == "xgb" else "clf__xgb__"
+        pipe.set_params(**{f"{prefix}n_estimators": trees, f"{prefix}learning_rate": 0.1})
     return pipe
 
 
@@ -130,7 +131,8 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
     """CV AUC with all blocks, each block alone, and all blocks but each one.
 
     XGBoost is retrained with ``trees`` trees at learning rate 0.1 (the report's default is quick;
-    ``benchmarks/accuracy.py --ablate`` uses more); other classifiers with their own settings.
+    ``benchmarks/accuracy.py --ablate`` uses more), also inside ``blend``; other classifiers with their
+    own settings.
 
     Returns ``{"all": auc, "alone": {block: auc}, "without": {block: auc}, "folds", "n", "classifier"}``,
     or ``None`` when there are too few images of a class for ``n_splits`` folds (at least 2).
@@ -157,7 +159,7 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
         if len(blocks) > 1:
             subsets.append(("without", b, np.setdiff1d(np.arange(X.shape[1]), ix)))
     result: dict = {"alone": {}, "without": {}, "folds": k, "n": int(len(y)), "classifier": classifier,
-                    "trees": trees if classifier == "xgb" else None}
+                    "trees": trees if classifier in ("xgb", "blend") else None}
     for i, (kind, b, ix) in enumerate(subsets):
         oof = cross_validated_scores(_light_pipeline(classifier, random_state, trees, n_jobs), X[:, ix], y, n_splits=k,
                                      random_state=random_state)

@@ -212,7 +212,7 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
     if not sets:
         print("error: too few images of a class in every set for 5-fold CV", file=sys.stderr)
         return 1
-    trees = f"{args.ablate_trees} trees at learning rate 0.1, " if args.classifier == "xgb" else ""
+    trees = f"{args.ablate_trees} trees at learning rate 0.1, " if res[sets[0]]["trees"] is not None else ""
     print(f"\nBlock ablation on ../shared/data, {datetime.date.today().isoformat()}, commit {commit}, blocks {args.blocks}, "
           f"{args.classifier} ({trees}unweighted), 5-fold CV AUC" + (f", at most {args.limit} per class" if args.limit else ""))
     print()

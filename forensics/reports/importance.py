@@ -115,12 +115,16 @@ def block_permutation_importance(score_fn: Callable[[np.ndarray], np.ndarray], X
     return out
 
 
+#: Where the XGBoost model sits in each classifier's pipeline that has one (the blend's is a member).
+_XGB_PREFIX = {"xgb": "clf__", "blend": "clf__xgb__"}
+
+
 def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TREES, n_jobs: int = 1):
     from forensics.pipelines.train import build_pipeline
 
     pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
-    if classifier in ("xgb", "blend"):  # the blend's XGBoost member is made as light
-        prefix = "clf__" if classifier == "xgb" else "clf__xgb__"
+    prefix = _XGB_PREFIX.get(classifier)
+    if prefix is not None:
         pipe.set_params(**{f"{prefix}n_estimators": trees, f"{prefix}learning_rate": 0.1})
     return pipe
 
@@ -159,7 +163,7 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
         if len(blocks) > 1:
             subsets.append(("without", b, np.setdiff1d(np.arange(X.shape[1]), ix)))
     result: dict = {"alone": {}, "without": {}, "folds": k, "n": int(len(y)), "classifier": classifier,
-                    "trees": trees if classifier in ("xgb", "blend") else None}
+                    "trees": trees if classifier in _XGB_PREFIX else None}
     for i, (kind, b, ix) in enumerate(subsets):
         oof = cross_validated_scores(_light_pipeline(classifier, random_state, trees, n_jobs), X[:, ix], y, n_splits=k,
                                      random_state=random_state)

@@ -8,7 +8,8 @@ The set is tiny (FaceForensics++ c23: real 519 and 634, face swaps 519_515 (Deep
      on the other pair (leave-one-pair-out), so no video is scored by a model that saw it.
 
 For every video: number of frames scored, each aggregate (mean, median, top-k mean, fraction of
-frames over the model's threshold) and the frame-level AUC over the scored videos.
+frames over the model's threshold) and the frame-level AUC over the scored videos. With ``--jobs`` over 1,
+it also times scoring all the videos with the faces-stylegan model, one worker against ``--jobs``.
 
 Usage:  python benchmarks/video.py [--data ../shared/data] [--blocks default] [--fps 2] [--max-frames 64]
         [--train-fps 5] [--train-max-frames 100] [--jobs 2] [--cache-dir DIR]
@@ -22,6 +23,7 @@ import datetime
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,7 @@ PAIRS = {"519": ("real/519.mp4", "fake/519_515.mp4"), "634": ("real/634.mp4", "f
 
 def score(model, videos, tmp: Path, name: str, args) -> pd.DataFrame:
     out, frames = tmp / f"{name}.csv", tmp / f"{name}-frames.csv"
-    score_videos(model, videos, out, frames_out=frames, fps=args.fps, max_frames=args.max_frames)
+    score_videos(model, videos, out, frames_out=frames, fps=args.fps, max_frames=args.max_frames, jobs=args.jobs)
     v = pd.read_csv(out)
     f = pd.read_csv(frames)
     v["truth"] = v["path"].map(lambda p: "fake" if "/fake/" in p else "real")
@@ -50,6 +52,18 @@ def score(model, videos, tmp: Path, name: str, args) -> pd.DataFrame:
     v["frame_auc"] = roc_auc_score(f["truth"], f["prob_fake"]) if f["truth"].nunique() == 2 else np.nan
     v["frames_no_face"] = v["n_no_face"]
     return v
+
+
+def speed(model, videos, tmp: Path, args) -> str:
+    """Wall time of scoring ``videos`` with one worker and with ``args.jobs``, as a ratio."""
+    times = {}
+    for jobs in (1, args.jobs):
+        t0 = time.perf_counter()
+        score_videos(model, videos, tmp / "speed.csv", fps=args.fps, max_frames=args.max_frames, jobs=jobs)
+        times[jobs] = time.perf_counter() - t0
+    n = len(pd.read_csv(tmp / "speed.csv"))
+    return (f"- speed: scoring the {n} videos took {times[1]:.1f} s with one worker, {times[args.jobs]:.1f} s with "
+            f"{args.jobs} (`--jobs {args.jobs}`): {times[1] / times[args.jobs]:.2f}x")
 
 
 def main(argv=None) -> int:
@@ -74,7 +88,7 @@ def main(argv=None) -> int:
 
         args.cache_dir = str(default_cache_dir())
     face = not args.no_face_crop
-    tables = []
+    tables, speed_line = [], None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sg = args.data / "faces-stylegan"
@@ -83,6 +97,8 @@ def main(argv=None) -> int:
             model, _ = api.train([sg], blocks=args.blocks, face_crop=face, jobs=args.jobs, cache_dir=args.cache_dir, n_splits=3)
             print(f"  CV AUC {model.card['cv_metrics']['auc']:.4f}", file=sys.stderr, flush=True)
             tables.append(score(model, [vids], tmp, "stylegan", args))
+            if args.jobs > 1:
+                speed_line = speed(model, [vids], tmp, args)
         for train_pair, test_pair in (("519", "634"), ("634", "519")) if "frames" in args.models else ():
             manifest = tmp / f"pair-{train_pair}.csv"
             with open(manifest, "w", newline="") as fh:
@@ -120,6 +136,8 @@ def main(argv=None) -> int:
             sep.append(float(fake.min() - real.max()) if len(fake) and len(real) else np.nan)
         print(f"- {a}: {ok} of {len(df)} video decisions right; fake minus real margin per model: "
               + ", ".join(f"{s:+.3f}" for s in sep))
+    if speed_line:
+        print(speed_line)
     return 0
 
 

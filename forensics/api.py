@@ -355,7 +355,8 @@ def train(
     per_video: list = []
     if videos:  # one row per sampled frame; a video's frames share a CV group
         Xv, yv, gv, per_video, verrors, vdiags = _video.labelled_frame_features(
-            videos, spec, every=video_every, fps=video_fps, max_frames=video_max_frames, progress=_stage(progress, "frames"))
+            videos, spec, every=video_every, fps=video_fps, max_frames=video_max_frames, progress=_stage(progress, "frames"),
+            jobs=jobs)
         errors.update(verrors)
         n_failed += sum(1 for _, used in per_video if used == 0)
         groups = np.concatenate([np.array([f"image:{k}" for k in range(len(y_fit))], dtype=object), gv])

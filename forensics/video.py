@@ -23,7 +23,9 @@ import logging
 import math
 import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -31,7 +33,7 @@ import numpy as np
 
 from forensics.datasets import LabelledImage, _class_dirs, collect_inputs, read_manifest
 from forensics.errors import ForensicsError, UsageError
-from forensics.extraction import FeatureSpec, Row, features_for_array
+from forensics.extraction import FeatureSpec, Row, _effective_jobs, features_for_array
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +310,61 @@ def video_features(
     return out
 
 
+_VWORKER: dict = {}
+
+
+def _init_video_worker(spec: FeatureSpec, sampling: dict, hash_files: bool, opencv_log_level: int | None) -> None:
+    from forensics.runtime import tune_process
+
+    tune_process()
+    if opencv_log_level is not None:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(opencv_log_level)  # as quiet (or loud) as the parent about bad files
+    _VWORKER.update(spec=spec, sampling=sampling, hash_files=hash_files)
+
+
+def _video_task(path: str, spec: FeatureSpec, sampling: dict, hash_files: bool) -> tuple[VideoFeatures, str | None]:
+    vf = video_features(path, spec, **sampling)
+    return vf, (_safe_sha(path) if hash_files and vf.error is None else None)
+
+
+def _video_worker(path: str) -> tuple[VideoFeatures, str | None]:
+    return _video_task(path, _VWORKER["spec"], _VWORKER["sampling"], _VWORKER["hash_files"])
+
+
+def iter_video_features(
+    paths: list[str],
+    spec: FeatureSpec,
+    *,
+    every: int | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    jobs: int = 1,
+    hash_files: bool = False,
+) -> Iterator[tuple[VideoFeatures, str | None]]:
+    """Yield ``(features, sha256)`` for each video in ``paths``, in order, with ``jobs`` processes.
+
+    Each worker decodes and extracts whole videos (a video's frames are a stream, read by one
+    process); ``jobs`` 1 runs here, ``-1`` means one per CPU. ``sha256`` is the file's hash when
+    ``hash_files`` and the video was readable, else ``None``. A bad video never raises (see
+    :func:`video_features`).
+    """
+    paths = [str(p) for p in paths]
+    sampling = {"every": every, "fps": fps, "max_frames": max_frames}
+    jobs = min(_effective_jobs(jobs), len(paths))
+    if jobs <= 1:
+        for path in paths:
+            yield _video_task(path, spec, sampling, hash_files)
+        return
+    import cv2
+
+    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_video_worker,
+                             initargs=(spec, sampling, hash_files, cv2.utils.logging.getLogLevel())) as pool:
+        yield from pool.map(_video_worker, paths)
+
+
 def labelled_frame_features(
     videos: list[LabelledImage],
     spec: FeatureSpec,
@@ -316,8 +373,9 @@ def labelled_frame_features(
     fps: float | None = TRAIN_FPS,
     max_frames: int | None = TRAIN_MAX_FRAMES,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ):
-    """Training rows from labelled videos: one per sampled frame.
+    """Training rows from labelled videos: one per sampled frame, ``jobs`` videos at a time.
 
     Returns ``(X, y, groups, per_video, errors, diags)``: ``groups`` holds the video's path for every
     frame (so that cross-validation keeps a video's frames in one fold), ``per_video`` a list of
@@ -329,8 +387,8 @@ def labelled_frame_features(
     errors: Counter = Counter()
     if progress:
         progress(0, len(videos))
-    for k, item in enumerate(videos):
-        vf = video_features(item.path, spec, every=every, fps=fps, max_frames=max_frames)
+    results = iter_video_features([v.path for v in videos], spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs)
+    for k, (item, (vf, _)) in enumerate(zip(videos, results)):
         if vf.error:
             errors[vf.error] += 1
         used = 0
@@ -406,12 +464,15 @@ def score_videos(
     face_crop: bool | None = None,
     aggregate: str = DEFAULT_AGGREGATE,
     progress: StageProgress | None = None,
+    jobs: int = 1,
 ) -> VideoRunSummary:
     """Score every video in ``inputs`` (files and folders) with an image model; write one CSV row per
     video to ``out`` and, if asked, one row per scored frame to ``frames_out`` (both atomically).
 
     ``face_crop`` ``None`` follows the model (crops if it was trained on crops); ``True``/``False``
     override it. Without ``every`` and ``fps``, :data:`SCORE_FPS` frames per second are sampled.
+    ``jobs`` worker processes decode and extract whole videos in parallel (``-1``: one per CPU); rows
+    keep the input order and do not depend on ``jobs``.
     """
     import pandas as pd
 
@@ -449,8 +510,8 @@ def score_videos(
     stage = (lambda d, t: progress("videos", d, t)) if progress else None
     if stage:
         stage(0, len(paths))
-    for k, path in enumerate(paths):
-        vf = video_features(path, spec, every=every, fps=fps, max_frames=max_frames)
+    results = iter_video_features(paths, spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs, hash_files=True)
+    for k, (path, (vf, sha)) in enumerate(zip(paths, results)):
         probs = model.predict_proba(vf.X) if vf.frames else np.zeros(0)
         agg = aggregate_scores(probs, model.threshold)
         value = agg[aggregate]
@@ -476,7 +537,7 @@ def score_videos(
             "fps": info.fps if info and info.fps > 0 else math.nan,
             "width": info.width if info else None,
             "height": info.height if info else None,
-            "sha256": _safe_sha(path) if vf.error is None else None,
+            "sha256": sha,
         })
         for f, p in zip(vf.frames, probs):
             frame_rows.append({

@@ -198,7 +198,7 @@ def test_train_on_videos_and_images(tmp_path):
         write_video(data / "fake" / f"f{k}.mp4", 12, fps=4, seed=20 + k, blocky=True)
     model_file = tmp_path / "m.skops"
     res = run("train", data, "--model", model_file, "--blocks", "color", "--classifier", "logreg", "--folds", "3",
-              "--video-every", "4", "--no-cache")
+              "--video-every", "4", "--no-cache", "--jobs", "2")  # two workers read the videos
     card = ForensicModel.load(model_file).card
     vids = card["training_data"]["videos"]
     assert vids["n_videos"] == 6 and vids["n_frames"] == 18 and "StratifiedGroupKFold" in vids["cv"]
@@ -230,3 +230,40 @@ def test_video_features_survive_bad_files(clips):
     assert vf.error and vf.frames == []
     vf = video.video_features(clips / "a.avi", spec, every=5)
     assert vf.error is None and [f.index for f in vf.frames] == [0, 5] and vf.X.shape == (2, len(spec.feature_names()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker processes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cli_video_jobs_give_the_same_rows(model_path, clips, tmp_path):
+    """Two worker processes write the same rows, in the same order, errors and hashes included."""
+    outs = {}
+    for jobs in ("1", "2"):
+        v, f = tmp_path / f"v{jobs}.csv", tmp_path / f"f{jobs}.csv"
+        res = run("video", model_path, clips, "--out", v, "--frames-out", f, "--every", "2", "--jobs", jobs)
+        assert "scored 3 of 5 videos" in " ".join(res.stdout.split())
+        outs[jobs] = (pd.read_csv(v), pd.read_csv(f))
+    pd.testing.assert_frame_equal(outs["1"][0], outs["2"][0])
+    pd.testing.assert_frame_equal(outs["1"][1], outs["2"][1])
+    v = outs["2"][0].set_index(outs["2"][0]["path"].map(lambda p: Path(p).name))
+    assert v.loc["a.avi", "sha256"] == video.file_sha256(clips / "a.avi")
+    assert pd.isna(v.loc["broken.mp4", "sha256"]) and v.loc["broken.mp4", "error"].startswith("cannot open video")
+
+
+def test_labelled_frame_features_jobs(clips):
+    from forensics.datasets import LabelledImage
+
+    spec = FeatureSpec.create("color")
+    items = [LabelledImage(str(clips / "a.avi"), 0, "c"), LabelledImage(str(clips / "broken.mp4"), 1, "c"),
+             LabelledImage(str(clips / "sub" / "b.MP4"), 1, "c")]
+    seen = []
+    one = video.labelled_frame_features(items, spec, every=3, fps=None, max_frames=None, jobs=1)
+    two = video.labelled_frame_features(items, spec, every=3, fps=None, max_frames=None, jobs=2,
+                                        progress=lambda d, t: seen.append((d, t)))
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    assert list(one[2]) == list(two[2]) == [items[0].path] * 4 + [items[2].path] * 4
+    assert [used for _, used in two[3]] == [4, 0, 4] and sum(two[4].values()) == 1
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]

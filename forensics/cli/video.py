@@ -24,6 +24,7 @@ def video_command(
     max_frames: int = typer.Option(SCORE_MAX_FRAMES, "--max-frames", help="At most this many frames per video, spread over the whole video."),
     face_crop: Optional[bool] = typer.Option(None, "--face-crop/--no-face-crop", help="Score the largest face of each frame (needs yuface) \\[default: as the model was trained]."),
     aggregate: str = typer.Option(DEFAULT_AGGREGATE, "--aggregate", help=f"Frame scores to prob_fake: {', '.join(AGGREGATES)}."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes, each decoding and scoring whole videos (-1: one per CPU)."),
 ):
     """Score videos: decode frames as a stream, sample them, optionally crop the face, score each frame
     with the image model, and aggregate per video. Unreadable videos get a row with an error."""
@@ -38,7 +39,7 @@ def video_command(
                           highlight=False, soft_wrap=True)
     with progress_display() as progress:
         summary = score_videos(m, inputs, out, frames_out=frames_out, every=every, fps=fps, max_frames=max_frames,
-                               face_crop=face_crop, aggregate=aggregate, progress=progress)
+                               face_crop=face_crop, aggregate=aggregate, progress=progress, jobs=jobs)
     report_errors(summary.errors, summary.n_videos, summary.n_failed)
     if summary.face_crop and summary.n_no_face:
         err_console.print(f"[yellow]note:[/] no face found in {summary.n_no_face} of {summary.n_frames} frames; "

@@ -281,6 +281,7 @@ def train(
     tune_folds: int = DEFAULT_INNER_FOLDS,
     holdout: float = 0.0,
     weights: str = "balanced",
+    augment=None,
 ) -> tuple[ForensicModel, RunSummary]:
     """Extract features of the labelled ``data``, cross-validate, and fit a :class:`ForensicModel`.
 
@@ -306,6 +307,13 @@ def train(
     ``weights``: ``"balanced"`` (default) weighs every fit so that each DATA argument (folder or
     manifest), and within it real and fake, carry the same total weight
     (:func:`~forensics.pipelines.train.balanced_weights`); ``"none"``: every image counts once.
+    ``augment`` (``"jpeg:75,resize:0.5"``, the syntax of ``evaluate --perturb``, or a list of
+    :class:`~forensics.perturbations.Perturbation`): every readable training image also gives one
+    training row per perturbation, its features computed on the perturbed copy in memory (not cached);
+    an image and its copies share a cross-validation group (and the hold-out's side), so CV never
+    scores a copy of an image it trained on. CV metrics, threshold and calibration are then over all
+    rows, clean and perturbed; class means, the spectrum profile and the shortcut audit over the
+    clean ones. Video frames are not augmented.
     """
     from forensics import video as _video
     from forensics.incremental import load_warm_start, round_record, rounds_of, warm_start_spec
@@ -319,6 +327,7 @@ def train(
     if calibration not in CALIBRATIONS:  # before feature extraction, not after
         raise UsageError(f"unknown calibration '{calibration}'; choose one of {', '.join(CALIBRATIONS)}")
     check_holdout({}, holdout)
+    augmentations = _augmentations(augment)  # before extraction: a typo must not cost a run
     if weights not in WEIGHTINGS:
         raise UsageError(f"unknown weights '{weights}'; choose one of {', '.join(WEIGHTINGS)}")
     if tune:
@@ -351,7 +360,17 @@ def train(
     usable = ~np.all(np.isnan(X), axis=1)
     errors = summarize_errors(r.error for r in rows)
     n_failed = int((~usable).sum())
-    X_fit, y_fit, diags, groups = X[usable], y[usable], [r.diag for r, ok in zip(rows, usable) if ok], None
+    X_fit, y_fit, diags = X[usable], y[usable], [r.diag for r, ok in zip(rows, usable) if ok]
+    sources = [it.source for it, ok in zip(items, usable) if ok]
+    groups = np.array([f"image:{k}" for k in range(len(y_fit))], dtype=object)
+    original = np.ones(len(y_fit), dtype=bool)  # False for perturbed copies
+    augmented = None
+    if augmentations and len(y_fit):  # one more row per image and perturbation, in the image's group
+        Xa, of, augmented = augmented_rows([it.path for it, ok in zip(items, usable) if ok], spec, augmentations,
+                                           jobs=jobs, progress=_stage(progress, "augment"))
+        X_fit, y_fit, groups = np.vstack([X_fit, Xa]), np.concatenate([y_fit, y_fit[of]]), np.concatenate([groups, groups[of]])
+        diags, sources = diags + [diags[i] for i in of], sources + [sources[i] for i in of]
+        original = np.concatenate([original, np.zeros(len(of), dtype=bool)])
     per_video: list = []
     if videos:  # one row per sampled frame; a video's frames share a CV group
         Xv, yv, gv, per_video, verrors, vdiags = _video.labelled_frame_features(
@@ -359,11 +378,14 @@ def train(
             jobs=jobs)
         errors.update(verrors)
         n_failed += sum(1 for _, used in per_video if used == 0)
-        groups = np.concatenate([np.array([f"image:{k}" for k in range(len(y_fit))], dtype=object), gv])
+        groups = np.concatenate([groups, gv])
         X_fit, y_fit, diags = np.vstack([X_fit, Xv]), np.concatenate([y_fit, yv]), diags + vdiags
+        original = np.concatenate([original, np.ones(len(yv), dtype=bool)])
+        sources += [it.source for it, used in per_video for _ in range(used)]
     if len(y_fit) == 0:
         raise ForensicsError("no image could be read; nothing to train on")
-    sources = [it.source for it, ok in zip(items, usable) if ok] + [it.source for it, used in per_video for _ in range(used)]
+    if not videos and augmented is None:
+        groups = None  # plain images: StratifiedKFold, as before groups existed
     sample_weight = balanced_weights(y_fit, sources) if weights == "balanced" else None
     result = train_classifier(
         X_fit, y_fit, classifier=classifier, n_splits=n_splits, max_fpr=max_fpr,
@@ -374,6 +396,7 @@ def train(
     )
     held, used_rows = result.holdout_index, result.train_index  # the card describes the rows training used
     X_tr, y_tr, diags_tr = X_fit[used_rows], y_fit[used_rows], [diags[i] for i in used_rows]
+    original_tr = original[used_rows]
     per_source: dict[str, dict] = {}
     for it, ok in zip(items, usable):
         d = per_source.setdefault(it.source, {"real": 0, "fake": 0, "failed": 0})
@@ -396,21 +419,29 @@ def train(
     if videos:
         training["videos"] = {
             "n_videos": sum(1 for _, used in per_video if used > 0),
-            "n_frames": int(len(y_fit) - usable.sum()),
+            "n_frames": int(sum(used for _, used in per_video)),
             "sampling": {"every": video_every, "fps": video_fps, "max_frames": video_max_frames},
             "cv": "StratifiedGroupKFold: the frames of a video stay in one fold",
+        }
+    if augmented is not None:
+        training["augment"] = {
+            **augmented,
+            "n_rows": int((~original_tr).sum()),
+            "cv": "StratifiedGroupKFold: an image and its perturbed copies stay in one fold; CV metrics, threshold "
+                  "and calibration are over all rows, clean and perturbed",
         }
     if len(held):
         training["holdout"] = {"fraction": holdout, "n": int(len(held)), "n_real": result.holdout_metrics["n_real"],
                                "n_fake": result.holdout_metrics["n_fake"], "seed": random_state,
                                "split": "stratified by class" + (", whole videos" if videos else "")
+                                        + (", an image with its perturbed copies" if augmented is not None else "")
                                         + "; set aside before cross-validation, tuning, calibration and the final fit"}
     rule = f"max_fpr={max_fpr}" if max_fpr is not None else "best balanced accuracy on out-of-fold scores"
     if tune:
         rule += " (nested cross-validation: tuned in every outer fold)"
     card = make_card(spec=spec, classifier=classifier, training=training, cv_metrics=result.cv_metrics,
                      threshold=result.threshold, threshold_rule=rule,
-                     extra=_card_evaluation(result, X_tr, y_tr, diags_tr))
+                     extra=_card_evaluation(result, X_tr, y_tr, diags_tr, original_tr))
     if result.holdout_metrics is not None:
         card["holdout_metrics"] = result.holdout_metrics
     if result.tuning is not None:
@@ -422,11 +453,61 @@ def train(
     card["rounds"] = (rounds_of(old.card) if old is not None else []) + [this_round]
     from forensics.reports.inspect import spectrum_means  # per-class mean luminance profile, for `forensics inspect`
 
-    card["spectrum_means"] = spectrum_means(spec.feature_names(), X_tr, y_tr)
+    card["spectrum_means"] = spectrum_means(spec.feature_names(), X_tr[original_tr], y_tr[original_tr])
     model = ForensicModel(pipeline=result.pipeline, spec=spec, threshold=result.threshold, card=card,
                           calibrator=result.calibrator)
     return model, RunSummary(len(rows), n_failed, errors,
                              extra={"oof_scores": result.oof_scores, "shortcut_audit": card.get("shortcut_audit")})
+
+
+def _augmentations(augment) -> list:
+    """``augment`` as a list of perturbations (text is parsed; ``None``, ``""`` and ``"none"``: none)."""
+    from forensics.perturbations import Perturbation, parse_perturbations
+
+    if augment is None or isinstance(augment, str):
+        return parse_perturbations(augment)
+    out = list(augment)
+    bad = [p for p in out if not isinstance(p, Perturbation)]
+    if bad:
+        raise UsageError(f"augment takes perturbations (e.g. 'jpeg:75,resize:0.5'), got {bad[0]!r}")
+    return out
+
+
+def augmented_rows(paths: list[str], spec: FeatureSpec, perturbations: list, *, jobs: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Features of every image in ``paths`` under each perturbation (computed in memory by ``jobs``
+    processes, never cached), for training on perturbed copies.
+
+    Returns ``(X, of, info)``: one row per copy that could be computed (image-major, perturbations in
+    order), ``of[i]`` the index in ``paths`` of the image row ``i`` was made from, and ``info`` for the
+    model card: the perturbations, copies per perturbation, and the copies left out with their
+    distinct errors (a copy whose features are all NaN is left out; the clean image still counts).
+    """
+    from forensics.pipelines.evaluate import iter_conditions
+
+    names = [p.name for p in perturbations]
+    n_feat = sum(spec.block_sizes().values())
+    X, of, done = [], [], 0
+    per: Counter = Counter()
+    problems: Counter = Counter()
+    if progress:
+        progress(0, len(paths))
+    for results in iter_conditions(paths, spec, perturbations, clean=False, jobs=jobs):
+        for feats, errs in results:
+            for name, row, err in zip(names, feats, errs):
+                if err:
+                    problems[f"{name}: {err}"] += 1
+                if np.all(np.isnan(row)):
+                    continue
+                X.append(row)
+                of.append(done)
+                per[name] += 1
+            done += 1
+        if progress:
+            progress(done, len(paths))
+    info = {"perturbations": names, "per_perturbation": {n: int(per[n]) for n in names},
+            "n_left_out": int(len(paths) * len(names) - len(of)), "errors": dict(problems.most_common(10))}
+    return (np.vstack(X) if X else np.zeros((0, n_feat))), np.asarray(of, dtype=int), info
 
 
 def _round_extra(pipeline, warm_start) -> dict:
@@ -440,12 +521,17 @@ def _round_extra(pipeline, warm_start) -> dict:
     return extra
 
 
-def _card_evaluation(result, X: np.ndarray, y: np.ndarray, diag: list[dict]) -> dict:
-    """Card entries for reports: calibration, out-of-fold scores, per-class feature means, shortcut audit."""
+def _card_evaluation(result, X: np.ndarray, y: np.ndarray, diag: list[dict], original: np.ndarray | None = None) -> dict:
+    """Card entries for reports: calibration, out-of-fold scores (every row), and over the ``original``
+    rows (not the perturbed copies; default all) the per-class feature means and the shortcut audit."""
     from forensics.pipelines.audit import shortcut_audit
     from forensics.pipelines.calibration import calibrator_method
 
+    if original is None:
+        original = np.ones(len(y), dtype=bool)
+
     def means(mask):
+        mask = mask & original
         with np.errstate(all="ignore"):
             m = np.nanmean(X[mask], axis=0) if mask.any() else np.full(X.shape[1], np.nan)
         return [None if not np.isfinite(v) else float(f"{v:.6g}") for v in m]
@@ -457,8 +543,8 @@ def _card_evaluation(result, X: np.ndarray, y: np.ndarray, diag: list[dict]) -> 
     }
     if np.isfinite(result.oof_scores).any():
         extra["oof"] = {"scores": [round(float(s), 5) for s in result.oof_scores], "labels": [int(v) for v in y]}
-    try:
-        extra["shortcut_audit"] = shortcut_audit(diag, y)
+    try:  # copies share their image's size, format and quality: they would only repeat it
+        extra["shortcut_audit"] = shortcut_audit([d for d, o in zip(diag, original) if o], y[original])
     except Exception as exc:  # noqa: BLE001 - the audit must never sink a training run
         logger.warning("shortcut audit failed: %s", exc)
     return extra

@@ -43,6 +43,7 @@ def train_command(
     tune_iter: Optional[int] = typer.Option(None, "--tune-iter", help=f"With --tune: candidate settings per search \\[default: {DEFAULT_N_ITER}]."),
     tune_folds: Optional[int] = typer.Option(None, "--tune-folds", help=f"With --tune: inner CV folds per search \\[default: {DEFAULT_INNER_FOLDS}]."),
     weights: str = typer.Option("balanced", "--weights", help="balanced (default): each DATA argument, and real and fake within it, carries equal total weight in the fit; none: every image counts once."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="Also train on perturbed copies of every image, one per perturbation (syntax of evaluate --perturb, e.g. jpeg:75,resize:0.5); an image's copies stay in its CV fold. Robust to that processing, at some cost on clean images: see the README."),
     holdout: float = typer.Option(0.0, "--holdout", help="Set this fraction of the images (e.g. 0.2; stratified, whole videos, seeded by --seed) aside before CV, tuning, calibration and the fit, and score the final model once on it (0: off)."),
 ):
     """Train a detector: features, stratified k-fold CV (printed), threshold on out-of-fold scores, fit on all.
@@ -65,7 +66,7 @@ def train_command(
             max_fpr=max_fpr, jobs=jobs, cache_dir=opt.resolve_cache(cache_dir, no_cache), max_pixels=max_pixels,
             random_state=seed, progress=progress, calibration=calibration,
             face_crop=face_crop or None, warm_start=warm_start, video_every=video_every, video_fps=video_fps,
-            video_max_frames=video_max_frames, scheduler=scheduler, tune=tune, holdout=holdout, weights=weights,
+            video_max_frames=video_max_frames, scheduler=scheduler, tune=tune, holdout=holdout, weights=weights, augment=augment,
             tune_iter=DEFAULT_N_ITER if tune_iter is None else tune_iter,
             tune_folds=DEFAULT_INNER_FOLDS if tune_folds is None else tune_folds,
         )
@@ -92,6 +93,12 @@ def train_command(
     if vids:
         out_console.print(f"videos: {vids['n_videos']} videos gave {vids['n_frames']} training frames "
                           f"(cross-validation keeps each video's frames in one fold)", highlight=False, soft_wrap=True)
+    aug = t.get("augment")
+    if aug:
+        left = f", {aug['n_left_out']} left out (see the card)" if aug["n_left_out"] else ""
+        out_console.print(f"augment: {aug['n_rows']} perturbed copies ({', '.join(aug['perturbations'])}) beside the "
+                          f"training images{left}; cross-validation keeps an image's copies in its fold, and the CV "
+                          f"figures above are over clean and perturbed rows", highlight=False, soft_wrap=True)
     rounds = fitted.card.get("rounds") or []
     if warm_start is not None and len(rounds) >= 2:
         before, after = rounds[-2].get("n_trees"), rounds[-1].get("n_trees")

@@ -16,13 +16,13 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from forensics.datasets import collect_labelled
 from forensics.errors import ImageLoadError, UsageError
-from forensics.extraction import FeatureSpec, features_for_array
+from forensics.extraction import FeatureSpec, _effective_jobs, features_for_array
 from forensics.loading import load_image_bytes
 from forensics.perturbations import Perturbation
 from forensics.pipelines.metrics import detection_metrics
@@ -33,12 +33,15 @@ logger = logging.getLogger(__name__)
 CLEAN = "clean"
 
 
-def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation]) -> tuple[np.ndarray, list[str | None]]:
+def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation], *,
+                     clean: bool = True) -> tuple[np.ndarray, list[str | None]]:
     """Features of one image file, clean and under each perturbation: an array of shape
-    (1 + len(perturbations), n_features) and one error (or ``None``) per condition. Never raises for
-    bad input: an unreadable file gives NaN rows and its error in every condition."""
+    (1 + len(perturbations), n_features) and one error (or ``None``) per condition; without ``clean``
+    only the perturbed rows, (len(perturbations), n_features). Never raises for bad input: an
+    unreadable file gives NaN rows and its error in every condition."""
     n_feat = sum(spec.block_sizes().values())
-    n_cond = 1 + len(perturbations)
+    first = 1 if clean else 0
+    n_cond = first + len(perturbations)
     feats = np.full((n_cond, n_feat), np.nan)
     try:
         data = Path(path).read_bytes()
@@ -48,10 +51,12 @@ def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbat
     except OSError as exc:
         msg = f"cannot read file: {exc.strerror or exc}"
         return feats, [msg] * n_cond
-    row = features_for_array(image, spec, name=path)
-    feats[0] = row.features
-    errors: list[str | None] = [row.error]
-    for i, p in enumerate(perturbations, start=1):
+    errors: list[str | None] = []
+    if clean:
+        row = features_for_array(image, spec, name=path)
+        feats[0] = row.features
+        errors.append(row.error)
+    for i, p in enumerate(perturbations, start=first):
         try:
             perturbed = p(image.rgb)
         except Exception as exc:  # noqa: BLE001 - one image's failure must not sink the run
@@ -66,21 +71,38 @@ def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbat
 _WORKER: dict = {}
 
 
-def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation]) -> None:
-    import cv2
+def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation], clean: bool) -> None:
+    from forensics.runtime import tune_process
 
-    cv2.setNumThreads(1)
-    _WORKER["spec"], _WORKER["perturbations"] = spec, perturbations
+    tune_process()
+    _WORKER.update(spec=spec, perturbations=perturbations, clean=clean)
 
 
 def _work(paths: list[str]):
-    return [image_conditions(p, _WORKER["spec"], _WORKER["perturbations"]) for p in paths]
+    return [image_conditions(p, _WORKER["spec"], _WORKER["perturbations"], clean=_WORKER["clean"]) for p in paths]
 
 
-def _jobs(jobs: int) -> int:
-    if not jobs:
-        return 1
-    return max(1, (os.cpu_count() or 1) + 1 + jobs) if jobs < 0 else jobs
+def iter_conditions(
+    paths: list[str],
+    spec: FeatureSpec,
+    perturbations: list[Perturbation],
+    *,
+    clean: bool = True,
+    jobs: int = 1,
+    chunk_size: int = 8,
+) -> Iterator[list[tuple[np.ndarray, list[str | None]]]]:
+    """:func:`image_conditions` of every path, in order, one list per chunk of ``chunk_size`` images,
+    computed by ``jobs`` worker processes (``-1``: one per CPU)."""
+    chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
+    jobs = _effective_jobs(jobs)
+    if jobs <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield [image_conditions(p, spec, perturbations, clean=clean) for p in chunk]
+        return
+    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(spec, perturbations, clean)) as pool:
+        yield from pool.map(_work, chunks)
 
 
 def condition_scores(
@@ -98,30 +120,16 @@ def condition_scores(
     n, n_cond = len(paths), 1 + len(perturbations)
     scores = np.full((n, n_cond), np.nan)
     errors: list[list[str | None]] = []
-    chunks = [paths[i : i + chunk_size] for i in range(0, n, chunk_size)]
     done = 0
     if progress:
         progress(0, n)
-
-    def consume(results):
-        nonlocal done
+    for results in iter_conditions(paths, model.spec, perturbations, jobs=jobs, chunk_size=chunk_size):
         for feats, errs in results:
             scores[done] = model.predict_proba(feats)
             errors.append(errs)
             done += 1
         if progress:
             progress(done, n)
-
-    jobs = _jobs(jobs)
-    if jobs <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            consume([image_conditions(p, model.spec, perturbations) for p in chunk])
-    else:
-        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(model.spec, perturbations)) as pool:
-            for results in pool.map(_work, chunks):
-                consume(results)
     return scores, errors
 
 

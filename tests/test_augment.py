@@ -105,6 +105,8 @@ def test_cli_train_augment(data, tmp_path):
     n = len(_paths(data))
     assert f"augment: {n} perturbed copies (jpeg:75)" in flat(res.stdout)
     assert ForensicModel.load(tmp_path / "m.skops").card["training_data"]["augment"]["n_rows"] == n
+    run("report", tmp_path / "m.skops", "--out", tmp_path / "r.html")
+    assert f"{n} perturbed copies (jpeg:75)" in (tmp_path / "r.html").read_text()
     # a bad spec is a usage error before any feature is computed
     res = run("train", data, "--model", tmp_path / "x.skops", "--blocks", BLOCKS, "--no-cache", "--augment", "jpg:75", ok=False)
     assert res.exit_code == 2 and "unknown perturbation 'jpg:75'" in flat(res.stderr)

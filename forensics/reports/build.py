@@ -160,6 +160,10 @@ def _card_section(card: dict, model, model_name) -> str:
         h = td["holdout"]
         items.append(("held-out test split", f"{h.get('n_real', '?')} real, {h.get('n_fake', '?')} fake "
                                              f"({h.get('fraction', 0):.0%}, seed {h.get('seed', '?')})"))
+    if td.get("augment"):
+        a = td["augment"]
+        items.append(("augmented with", f"{a.get('n_rows', '?')} perturbed copies ({', '.join(a.get('perturbations', []))}); "
+                                         "the training counts and the CV metrics include them"))
     if card.get("face_crop"):
         items.append(("face crop", "yes"))
     body = H.kv_table(items)

@@ -136,6 +136,31 @@ def parse_settings(values: list[str] | None) -> dict:
     return out
 
 
+def check_model_output(model) -> None:
+    """Refuse a ``--model`` path that cannot be written, before any training work (:class:`UsageError`)."""
+    from pathlib import Path
+
+    from forensics.api import _check_writable
+
+    model = Path(model)
+    if model.is_dir():
+        raise UsageError(f"--model is a folder: {model}")
+    if not (model.parent if str(model.parent) else Path(".")).exists():
+        raise UsageError(f"folder of --model does not exist: {model.parent}")
+    _check_writable(model)
+
+
+def shortcut_warning(card: dict) -> None:
+    """Print the shortcut audit's warning from a model card, if it flagged anything."""
+    from rich.markup import escape
+
+    from forensics.pipelines.audit import audit_message
+
+    warning = audit_message(card.get("shortcut_audit") or {})
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
 def report_errors(errors, n_rows: int, n_failed: int) -> None:
     """Print the summary of distinct errors (most frequent first)."""
     if not errors:

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from forensics import api
 from forensics.cli import options as opt
-from forensics.cli.app import (app, err_console, handle_errors, metrics_table, out_console, parse_settings, progress_display,
-                               report_errors)
+from forensics.cli.app import (app, check_model_output, handle_errors, metrics_table, out_console, parse_settings,
+                               progress_display, report_errors, shortcut_warning)
 from forensics.errors import UsageError
-from forensics.pipelines.audit import audit_message
 from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER, describe
 
 
@@ -55,11 +53,7 @@ def train_command(
         raise UsageError("--folds must be at least 2")
     if not tune and (tune_iter is not None or tune_folds is not None):
         raise UsageError("--tune-iter and --tune-folds need --tune")
-    if model.is_dir():
-        raise UsageError(f"--model is a folder: {model}")
-    if not (model.parent if str(model.parent) else Path(".")).exists():
-        raise UsageError(f"folder of --model does not exist: {model.parent}")
-    api._check_writable(model)  # before training, not after
+    check_model_output(model)  # before training, not after
     with progress_display() as progress:
         fitted, summary = api.train(
             data, blocks=blocks, settings=parse_settings(settings), classifier=classifier, n_splits=folds,
@@ -71,9 +65,7 @@ def train_command(
             tune_folds=DEFAULT_INNER_FOLDS if tune_folds is None else tune_folds,
         )
     report_errors(summary.errors, summary.n_rows, summary.n_failed)
-    warning = audit_message(summary.extra.get("shortcut_audit") or {})
-    if warning:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    shortcut_warning(fitted.card)
     m = fitted.card["cv_metrics"]
     t = fitted.card["training_data"]
     title = (f"{t['cv_folds']}-fold {'nested ' if tune else ''}cross-validation ({classifier}, {fitted.card['n_features']} "

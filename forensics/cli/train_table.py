@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from forensics.cli import options as opt
-from forensics.cli.app import app, err_console, handle_errors, metrics_table, out_console, parse_settings, progress_display
-from forensics.errors import UsageError
-from forensics.pipelines.audit import audit_message
+from forensics.cli.app import (app, check_model_output, err_console, handle_errors, metrics_table, out_console, parse_settings,
+                               progress_display, shortcut_warning)
 
 
 @app.command("train-table")
@@ -32,14 +30,9 @@ def train_table_command(
     Evaluation is a holdout split (no cross-validation: k fits on a cluster cost k times as much); the
     model is fitted on the rest. The model file is the usual one: score, report and evaluate use it.
     """
-    if model.is_dir():
-        raise UsageError(f"--model is a folder: {model}")
-    if not (model.parent if str(model.parent) else Path(".")).exists():
-        raise UsageError(f"folder of --model does not exist: {model.parent}")
-    from forensics.api import _check_writable
     from forensics.pipelines.train_table import train_table
 
-    _check_writable(model)  # before training, not after
+    check_model_output(model)  # before training, not after
 
     with progress_display() as progress:
         stage = (lambda done, total: progress("train", done, total)) if progress else None
@@ -49,9 +42,7 @@ def train_table_command(
     if result.n_failed:
         err_console.print(f"[yellow]{result.n_failed} of {result.n_rows} rows have no features (unreadable images); left out[/]",
                           highlight=False, soft_wrap=True)
-    warning = audit_message(fitted.card.get("shortcut_audit") or {})
-    if warning:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    shortcut_warning(fitted.card)
     m = fitted.card["cv_metrics"]
     ev = fitted.card["training_data"]["evaluation"]
     out_console.print(metrics_table(f"holdout ({ev['fraction']:.0%}: {m['n_real']} real / {m['n_fake']} fake; xgb fitted on "

@@ -12,10 +12,8 @@ import logging
 import math
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -253,9 +251,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(spec: FeatureSpec, cache_dir: str | None) -> None:
-    from forensics.runtime import tune_process
-
-    tune_process()
     _WORKER["spec"] = spec
     _WORKER["cache"] = FeatureCache(cache_dir, readonly=True) if cache_dir else None
 
@@ -325,13 +320,9 @@ def iter_features(
         else:
             if cache is not None:
                 cache.conn  # create the file so that workers can open it read-only
-            ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-            with ProcessPoolExecutor(
-                max_workers=jobs,
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(spec, str(cache_dir) if cache_dir is not None else None),
-            ) as pool:
+            from forensics.runtime import worker_pool
+
+            with worker_pool(jobs, _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)) as pool:
                 for results in pool.map(_work_chunk, _chunks(paths, chunk_size)):
                     done = yield from _emit(results, cache, done, total, progress)
     finally:

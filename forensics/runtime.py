@@ -14,7 +14,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +43,18 @@ def tune_process(*, opencv_threads: int | None = 1) -> bool:
     _done = ok
     logger.debug("malloc thresholds tuned: %s", ok)
     return ok
+
+
+def _start_worker(initializer, initargs) -> None:
+    tune_process()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def worker_pool(jobs: int, initializer=None, initargs: tuple = ()) -> ProcessPoolExecutor:
+    """``jobs`` worker processes, started the same way for every parallel runner of the package:
+    forkserver on POSIX (forking a parent that runs threads can deadlock), spawn elsewhere; each runs
+    :func:`tune_process`, then ``initializer(*initargs)`` (a module-level function: it is pickled)."""
+    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_start_worker,
+                               initargs=(initializer, tuple(initargs)))

@@ -23,9 +23,7 @@ import logging
 import math
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -314,9 +312,6 @@ _VWORKER: dict = {}
 
 
 def _init_video_worker(spec: FeatureSpec, sampling: dict, hash_files: bool, opencv_log_level: int | None) -> None:
-    from forensics.runtime import tune_process
-
-    tune_process()
     if opencv_log_level is not None:
         import cv2
 
@@ -359,9 +354,9 @@ def iter_video_features(
         return
     import cv2
 
-    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_video_worker,
-                             initargs=(spec, sampling, hash_files, cv2.utils.logging.getLogLevel())) as pool:
+    from forensics.runtime import worker_pool
+
+    with worker_pool(jobs, _init_video_worker, (spec, sampling, hash_files, cv2.utils.logging.getLogLevel())) as pool:
         yield from pool.map(_video_worker, paths)
 
 

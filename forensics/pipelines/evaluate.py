@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -72,9 +69,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation], clean: bool) -> None:
-    from forensics.runtime import tune_process
-
-    tune_process()
     _WORKER.update(spec=spec, perturbations=perturbations, clean=clean)
 
 
@@ -99,9 +93,9 @@ def iter_conditions(
         for chunk in chunks:
             yield [image_conditions(p, spec, perturbations, clean=clean) for p in chunk]
         return
-    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(spec, perturbations, clean)) as pool:
+    from forensics.runtime import worker_pool
+
+    with worker_pool(jobs, _init_worker, (spec, perturbations, clean)) as pool:
         yield from pool.map(_work, chunks)
 
 

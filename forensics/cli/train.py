@@ -41,7 +41,7 @@ def train_command(
     tune_iter: Optional[int] = typer.Option(None, "--tune-iter", help=f"With --tune: candidate settings per search \\[default: {DEFAULT_N_ITER}]."),
     tune_folds: Optional[int] = typer.Option(None, "--tune-folds", help=f"With --tune: inner CV folds per search \\[default: {DEFAULT_INNER_FOLDS}]."),
     weights: str = typer.Option("balanced", "--weights", help="balanced (default): each DATA argument, and real and fake within it, carries equal total weight in the fit; none: every image counts once."),
-    augment: Optional[str] = typer.Option(None, "--augment", help="Also train on perturbed copies of every image, one per perturbation (syntax of evaluate --perturb, e.g. jpeg:75,resize:0.5); an image's copies stay in its CV fold. Robust to that processing, at some cost on clean images: see the README."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="Also train on perturbed copies of every image, one per perturbation (syntax of evaluate --perturb, e.g. jpeg:75,resize:0.5); an image's copies stay in its CV fold. More robust to that processing, but more processed real images called fake: see the README."),
     holdout: float = typer.Option(0.0, "--holdout", help="Set this fraction of the images (e.g. 0.2; stratified, whole videos, seeded by --seed) aside before CV, tuning, calibration and the fit, and score the final model once on it (0: off)."),
 ):
     """Train a detector: features, stratified k-fold CV (printed), threshold on out-of-fold scores, fit on all.

@@ -457,7 +457,7 @@ def train(
     model = ForensicModel(pipeline=result.pipeline, spec=spec, threshold=result.threshold, card=card,
                           calibrator=result.calibrator)
     return model, RunSummary(len(rows), n_failed, errors,
-                             extra={"oof_scores": result.oof_scores, "shortcut_audit": card.get("shortcut_audit")})
+                             extra={"oof_scores": result.oof_scores})
 
 
 def _augmentations(augment) -> list:

@@ -491,3 +491,18 @@ def test_debug_shows_the_traceback_in_a_real_process(tmp_path, data):
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr
     assert "forensics.errors.ModelFileError: model file not found" in debug.stderr
+
+
+def test_no_option_help_loses_text_to_rich_markup():
+    """Typer renders help with rich: an unescaped "[...]" is taken for markup and vanishes."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    bad = []
+    for name, command in group.commands.items():
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            bad += [f"{name} {param.name}" for m in re.finditer(r"\[", text) if m.start() == 0 or text[m.start() - 1] != "\\"]
+    assert not bad
+    r = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "200"})
+    assert "default: the user cache folder" in r.stdout

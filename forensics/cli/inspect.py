@@ -19,9 +19,9 @@ from forensics.reports.inspect import MAX_PATCHES, inspect_image, render_png, wr
 def inspect_command(
     image: Path = typer.Argument(..., help="The image file to inspect."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model file written by 'forensics train': adds the score, its uncertainty, the patch heat map, the features that pushed the score and the training classes' mean spectra. Without it: the maps only."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML page to write (self-contained: images embedded) [default: inspect.html, unless only --png is given]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML page to write (self-contained: images embedded) \\[default: inspect.html, unless only --png is given]."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also (or only) write every panel as one PNG figure."),
-    window: Optional[int] = typer.Option(None, "--window", min=8, help="Side of the patch windows in pixels [default: a quarter of the shorter side, a multiple of 16 within 16-96, larger when more than --max-patches windows would be needed]."),
+    window: Optional[int] = typer.Option(None, "--window", min=8, help="Side of the patch windows in pixels \\[default: a quarter of the shorter side, a multiple of 16 within 16-96, larger when more than --max-patches windows would be needed]."),
     max_patches: int = typer.Option(MAX_PATCHES, "--max-patches", min=1, help="Most patch windows scored (the default window grows to stay below)."),
     top: int = typer.Option(12, "--top", min=1, help="Features listed among those that pushed the score most."),
     max_pixels: int = opt.MAX_PIXELS,

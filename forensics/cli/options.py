@@ -19,7 +19,7 @@ def _blocks_help() -> str:
 
 BLOCKS = typer.Option("default", "--blocks", "-b", help=_blocks_help())
 JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes for feature extraction (-1: one per CPU).")
-CACHE_DIR = typer.Option(None, "--cache-dir", help="Feature cache folder [default: the user cache folder, e.g. ~/.cache/forensics; $FORENSICS_CACHE_DIR overrides].")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="Feature cache folder \\[default: the user cache folder, e.g. ~/.cache/forensics; $FORENSICS_CACHE_DIR overrides].")
 NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the feature cache.")
 MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Refuse images whose header declares more pixels than this (decompression bombs), before decoding.")
 BLOCKS_OR_MODEL = typer.Option(None, "--blocks", "-b", help=_blocks_help() + " \\[default: default; with --warm-start: the model's]")

@@ -309,7 +309,8 @@ def train(
     (:func:`~forensics.pipelines.train.balanced_weights`); ``"none"``: every image counts once.
     ``augment`` (``"jpeg:75,resize:0.5"``, the syntax of ``evaluate --perturb``, or a list of
     :class:`~forensics.perturbations.Perturbation`): every readable training image also gives one
-    training row per perturbation, its features computed on the perturbed copy in memory (not cached);
+    training row per perturbation, its features computed on the perturbed copy in memory (and kept in
+    the feature cache, keyed by the file and the perturbation, when ``cache_dir`` is given);
     an image and its copies share a cross-validation group (and the hold-out's side), so CV never
     scores a copy of an image it trained on. CV metrics, threshold and calibration are then over all
     rows, clean and perturbed; class means, the spectrum profile and the shortcut audit over the
@@ -367,7 +368,7 @@ def train(
     augmented = None
     if augmentations and len(y_fit):  # one more row per image and perturbation, in the image's group
         Xa, of, augmented = augmented_rows([it.path for it, ok in zip(items, usable) if ok], spec, augmentations,
-                                           jobs=jobs, progress=_stage(progress, "augment"))
+                                           jobs=jobs, progress=_stage(progress, "augment"), cache_dir=cache_dir)
         X_fit, y_fit, groups = np.vstack([X_fit, Xa]), np.concatenate([y_fit, y_fit[of]]), np.concatenate([groups, groups[of]])
         diags, sources = diags + [diags[i] for i in of], sources + [sources[i] for i in of]
         original = np.concatenate([original, np.zeros(len(of), dtype=bool)])
@@ -474,9 +475,11 @@ def _augmentations(augment) -> list:
 
 
 def augmented_rows(paths: list[str], spec: FeatureSpec, perturbations: list, *, jobs: int = 1,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                   progress: Callable[[int, int], None] | None = None,
+                   cache_dir=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Features of every image in ``paths`` under each perturbation (computed in memory by ``jobs``
-    processes, never cached), for training on perturbed copies.
+    processes; read from and written to the feature cache in ``cache_dir`` when given), for training
+    on perturbed copies.
 
     Returns ``(X, of, info)``: one row per copy that could be computed (image-major, perturbations in
     order), ``of[i]`` the index in ``paths`` of the image row ``i`` was made from, and ``info`` for the
@@ -492,7 +495,7 @@ def augmented_rows(paths: list[str], spec: FeatureSpec, perturbations: list, *, 
     problems: Counter = Counter()
     if progress:
         progress(0, len(paths))
-    for results in iter_conditions(paths, spec, perturbations, clean=False, jobs=jobs):
+    for results in iter_conditions(paths, spec, perturbations, clean=False, jobs=jobs, cache_dir=cache_dir):
         for feats, errs in results:
             for name, row, err in zip(names, feats, errs):
                 if err:

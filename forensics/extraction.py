@@ -216,12 +216,15 @@ def _face_box_text(face: dict | None) -> str:
     return format_box((face or {}).get("box"))
 
 
-def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>") -> Row:
+def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>", cached: dict | None = None,
+                       keys: dict | None = None, new: dict | None = None) -> Row:
     """Features of one in-memory image (an RGB array, e.g. a video frame), as a :class:`Row`.
 
-    The same blocks, settings and face crop as :func:`process_one`, without file or cache: a block
-    that fails gives NaN for its features and its message in ``error``. Arrays other than (H, W, 3)
-    uint8 are converted as :func:`forensics.loading.array_to_rgb8` does.
+    The same blocks, settings and face crop as :func:`process_one`, without a file: a block that
+    fails gives NaN for its features and its message in ``error``. Arrays other than (H, W, 3)
+    uint8 are converted as :func:`forensics.loading.array_to_rgb8` does. With ``keys`` (block name
+    -> cache key), a block whose key is in ``cached`` is read from there and every block computed is
+    added to ``new`` under its key (the caller writes it to a cache).
     """
     sizes = spec.block_sizes()
     feats = np.full(sum(sizes.values()), np.nan)
@@ -238,9 +241,9 @@ def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>") -> Ro
         except Exception as exc:  # noqa: BLE001
             return Row(name, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}")
     errors: list[str] = []
-    _fill_blocks(feats, views, spec, sizes, name, errors)
+    n_computed = _fill_blocks(feats, views, spec, sizes, name, errors, cached=cached, keys=keys, new=new)
     face_box = _face_box_text(face) if spec.face_crop else None
-    return Row(name, feats, diag, "; ".join(errors) or None, len(spec.blocks), face_box)
+    return Row(name, feats, diag, "; ".join(errors) or None, n_computed, face_box)
 
 
 # --------------------------------------------------------------------------------------------------

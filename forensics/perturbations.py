@@ -19,6 +19,9 @@ from PIL import Image
 
 from forensics.errors import UsageError
 
+#: Part of every perturbed copy's feature-cache key: raise it when an operation's output changes.
+PERTURBATION_VERSION = 1
+
 #: The perturbations ``forensics evaluate`` applies by default.
 DEFAULT_PERTURBATIONS = "jpeg:95,jpeg:75,jpeg:50,resize:0.5,blur:1.0,crop:0.8"
 
@@ -104,6 +107,13 @@ class Perturbation:
         """Perturbed image: an RGB array, or encoded bytes for ``jpeg``."""
         k = KINDS[self.kind]
         return k.func(rgb, **{k.param: k.convert(self.value)})
+
+    @property
+    def cache_tag(self) -> str:
+        """The operation and its value in one canonical form (``jpeg=75``, ``resize=0.5``, whatever
+        text it was given as) with :data:`PERTURBATION_VERSION`: what a perturbed copy's cached
+        features are keyed by, next to the file's hash. No ``:`` (cache keys split on it)."""
+        return f"{self.kind}={KINDS[self.kind].convert(self.value)!r}~p{PERTURBATION_VERSION}"
 
 
 def parse_perturbations(text: str | None) -> list[Perturbation]:

@@ -111,3 +111,19 @@ def test_cli_train_augment(data, tmp_path):
     res = run("train", data, "--model", tmp_path / "x.skops", "--blocks", BLOCKS, "--no-cache", "--augment", "jpg:75", ok=False)
     assert res.exit_code == 2 and "unknown perturbation 'jpg:75'" in flat(res.stderr)
     assert not (tmp_path / "x.skops").exists()
+
+
+def test_copies_are_cached_and_a_second_training_computes_none(data, tmp_path, monkeypatch):
+    from forensics.cache import FeatureCache
+    from forensics.pipelines import evaluate as ev
+
+    seen = []
+    real_train = api.train_classifier
+    monkeypatch.setattr(api, "train_classifier", lambda X, y, **kw: (seen.append(X), real_train(X, y, **kw))[1])
+    first, _ = api.train([data], blocks=BLOCKS, n_splits=3, cache_dir=tmp_path, augment="jpeg:70")
+    n = len(_paths(data))
+    assert len(FeatureCache(tmp_path)) == n * (2 * len(BLOCKS.split(",")) + 1)  # clean and copy per block, diag
+    monkeypatch.setattr(ev, "features_for_array", lambda *a, **k: pytest.fail("a cached copy was computed again"))
+    second, _ = api.train([data], blocks=BLOCKS, n_splits=3, cache_dir=tmp_path, augment="jpeg:70")
+    np.testing.assert_array_equal(seen[0], seen[1])
+    assert second.card["training_data"]["augment"] == first.card["training_data"]["augment"]

@@ -153,10 +153,13 @@ def test_unreadable_images_are_counted_not_fatal(data, model_path, tmp_path):
         for p in sorted((data / sub).glob("*.jpg"))[:5]:
             (d / sub / p.name).write_bytes(p.read_bytes())
     (d / "real" / "broken.jpg").write_bytes(b"not an image")
-    result, errors = evaluate(ForensicModel.load(model_path), [d], parse_perturbations("jpeg:75"))
+    model, ps = ForensicModel.load(model_path), parse_perturbations("jpeg:75")
+    result, errors = evaluate(model, [d], ps)
     assert result["clean"]["n"] == 10 and result["clean"]["n_failed"] == 1
     assert result["jpeg:75"]["n_failed"] == 1
     assert sum(errors.values()) == 1  # one message for the file, not one per condition
+    for _ in range(2):  # with the feature cache, filled then read: the same
+        assert evaluate(model, [d], ps, cache_dir=tmp_path / "c") == (result, errors)
 
 
 def test_unknown_perturbation_is_a_one_line_usage_error(data, model_path):
@@ -183,3 +186,83 @@ def test_nan_metrics_become_json_null(data, model_path, tmp_path):
     result = json.loads(text)
     assert list(result) == ["clean"] and result["clean"]["auc"] is None
     assert not math.isnan(result["clean"]["acc_real"])
+
+
+# --------------------------------------------------------------------------------------------------
+# the feature cache: clean images and perturbed copies
+# --------------------------------------------------------------------------------------------------
+
+
+def _count_computations(monkeypatch) -> list:
+    """Record every block computation in this process (image name per call)."""
+    from forensics.pipelines import evaluate as ev
+
+    calls: list = []
+    real = ev.features_for_array
+
+    def counting(image, spec, *, name="<array>", **kw):
+        row = real(image, spec, name=name, **kw)
+        calls.extend([name] * row.n_computed)
+        return row
+
+    monkeypatch.setattr(ev, "features_for_array", counting)
+    return calls
+
+
+def test_perturbation_cache_tags_are_canonical():
+    a, b, c = parse_perturbations("jpeg:75,resize:0.50,blur:1")
+    assert a.cache_tag == parse_perturbations("JPEG:75.0")[0].cache_tag
+    assert b.cache_tag == parse_perturbations("resize:.5")[0].cache_tag
+    assert len({a.cache_tag, b.cache_tag, c.cache_tag, parse_perturbations("jpeg:76")[0].cache_tag}) == 4
+    assert all(":" not in p.cache_tag for p in (a, b, c))
+
+
+def test_evaluate_reads_and_writes_the_cache(data, model_path, tmp_path, monkeypatch):
+    from forensics.cache import FeatureCache
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    n_blocks, n_images = len(model.spec.blocks), 24
+    ps = parse_perturbations("jpeg:75,crop:0.8")
+    plain, _ = evaluate(model, [data], ps)  # no cache
+    calls = _count_computations(monkeypatch)
+    first, _ = evaluate(model, [data], ps, cache_dir=tmp_path)
+    assert len(calls) == n_images * 3 * n_blocks and first == plain
+    assert len(FeatureCache(tmp_path)) == n_images * 3 * n_blocks
+    calls.clear()
+    second, errors = evaluate(model, [data], ps, cache_dir=tmp_path)
+    assert calls == [] and second == plain and not errors  # nothing computed twice
+    # a new perturbation computes only its own copies; the same one written differently computes nothing
+    more, _ = evaluate(model, [data], parse_perturbations("JPEG:75.0,blur:1.0"), cache_dir=tmp_path)
+    assert len(calls) == n_images * n_blocks and all("[blur:1.0]" in c for c in calls)
+    assert more["JPEG:75.0"] == first["jpeg:75"]
+
+
+def test_evaluate_shares_the_clean_features_with_extract_and_workers_write(data, model_path, tmp_path, monkeypatch):
+    from forensics.extraction import iter_features
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    paths = sorted(str(p) for p in data.rglob("*.jpg"))
+    list(iter_features(paths, model.spec, cache_dir=tmp_path))  # what extract, train and score cache
+    calls = _count_computations(monkeypatch)
+    ps = parse_perturbations("resize:0.5")
+    one, _ = evaluate(model, [data], ps, cache_dir=tmp_path)
+    assert len(calls) == len(paths) * len(model.spec.blocks) and all("[resize:0.5]" in c for c in calls)
+    ps = parse_perturbations("resize:0.5,blur:1.0")
+    two, _ = evaluate(model, [data], ps, jobs=2, cache_dir=tmp_path)  # workers read, this process writes
+    calls.clear()
+    again, _ = evaluate(model, [data], ps, jobs=1, cache_dir=tmp_path)
+    assert calls == [] and again == two and two["resize:0.5"] == one["resize:0.5"]
+    assert evaluate(model, [data], ps)[0] == two
+
+
+def test_evaluate_cli_uses_the_cache_folder_given(data, model_path, tmp_path):
+    from forensics.cache import FeatureCache
+
+    args = ["evaluate", str(model_path), str(data), "--perturb", "jpeg:75"]
+    r = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    assert len(FeatureCache(tmp_path / "c")) == 24 * 2 * 2  # images x conditions x blocks
+    r = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "n"), "--no-cache"])
+    assert r.exit_code == 0 and not (tmp_path / "n").exists()

@@ -54,16 +54,20 @@ def evaluate_command(
     perturb: str = typer.Option(DEFAULT_PERTURBATIONS, "--perturb", "-p", help="Comma-separated perturbations applied to every image, real and fake: jpeg:QUALITY, resize:FACTOR, blur:SIGMA, crop:FRACTION, noise:SIGMA; 'none' for clean only."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON file to write: one key per condition (clean, jpeg:75, ...)."),
     jobs: int = opt.JOBS,
+    cache_dir: Path = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
 ):
     """Held-out metrics (AUC, AP, balanced accuracy, per-class accuracy, EER, TPR at 1 %/5 % FPR, Brier)
-    on clean images and on perturbed copies made in memory."""
+    on clean images and on perturbed copies made in memory. The features of both go to the feature
+    cache, a copy keyed by the file and the perturbation: running again computes nothing twice."""
     perturbations = parse_perturbations(perturb)
     if out is not None:
         _check_writable(out)
+    cache = opt.resolve_cache(cache_dir, no_cache)
     m = ForensicModel.load(model)
     with progress_display() as progress:
         stage = (lambda d, t: progress("evaluate", d, t)) if progress else None
-        results, errors = evaluate(m, data, perturbations, jobs=jobs, progress=stage)
+        results, errors = evaluate(m, data, perturbations, jobs=jobs, progress=stage, cache_dir=cache)
     n_failed = results["clean"]["n_failed"]
     report_errors(errors, results["clean"]["n"] + n_failed, n_failed)
     out_console.print(metrics_table(results, f"{model.name} on {', '.join(d.name for d in data)} (threshold {m.threshold:.3f})"))

@@ -2,13 +2,16 @@
 
 Each image is read and decoded once; its features are computed on the clean image and on each
 perturbed copy (JPEG re-compression, resizing, blur, cropping, noise; see :mod:`forensics.perturbations`),
-in memory: perturbed features never go through the file cache. Real and fake images get the same
+in memory. With a cache folder, the features of the clean image and of each perturbed copy are kept in
+the feature cache (a copy keyed by the file's hash and the perturbation), so a second run computes
+nothing it has computed before. Real and fake images get the same
 perturbations. Per condition: AUC, AP, balanced accuracy, accuracy on real and on fake at the model's
 threshold, EER, detection rate at 1 % and 5 % false positives, Brier score.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import Counter
@@ -17,9 +20,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from forensics.cache import FeatureCache
 from forensics.datasets import collect_labelled
 from forensics.errors import ImageLoadError, UsageError
-from forensics.extraction import FeatureSpec, _effective_jobs, features_for_array
+from forensics.extraction import FeatureSpec, _effective_jobs, _fill_blocks, features_for_array
 from forensics.loading import load_image_bytes
 from forensics.perturbations import Perturbation
 from forensics.pipelines.metrics import detection_metrics
@@ -31,11 +35,38 @@ CLEAN = "clean"
 
 
 def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation], *,
-                     clean: bool = True) -> tuple[np.ndarray, list[str | None]]:
+                     clean: bool = True, cache: FeatureCache | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Features of one image file, clean and under each perturbation: an array of shape
     (1 + len(perturbations), n_features) and one error (or ``None``) per condition; without ``clean``
     only the perturbed rows, (len(perturbations), n_features). Never raises for bad input: an
-    unreadable file gives NaN rows and its error in every condition."""
+    unreadable file gives NaN rows and its error in every condition. With ``cache``, blocks found
+    there are read instead of computed (see :func:`cached_conditions`, which also returns what to
+    write back)."""
+    feats, errors, _ = cached_conditions(path, spec, perturbations, clean=clean, cache=cache)
+    return feats, errors
+
+
+def condition_keys(spec: FeatureSpec, sha256: str, perturbations: list[Perturbation], *,
+                   clean: bool = True) -> list[dict[str, str]]:
+    """Per condition (clean first when ``clean``), each block's feature-cache key. The clean image's
+    keys are those of :meth:`FeatureSpec.cache_keys` (shared with ``extract``, ``train`` and
+    ``score``); a perturbed copy's add the perturbation's :attr:`~Perturbation.cache_tag` to the
+    file's hash, so that a copy is keyed by the file, the operation and each block's settings."""
+    shas = ([sha256] if clean else []) + [f"{sha256}~{p.cache_tag}" for p in perturbations]
+    out = []
+    for sha in shas:
+        keys = spec.cache_keys(sha)
+        out.append({b: keys[b] for b in spec.blocks})
+    return out
+
+
+def cached_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation], *, clean: bool = True,
+                      cache: FeatureCache | None = None) -> tuple[np.ndarray, list[str | None], dict[str, bytes]]:
+    """:func:`image_conditions` with a feature cache: returns the features, the errors and the new
+    cache entries (``{key: bytes}``) of the blocks computed here, for the caller to write (workers
+    open the cache read-only). The file is always read and decoded, so that an unreadable file or
+    one over the pixel limit fails as it would without the cache; a condition whose blocks are all
+    cached is neither perturbed nor computed."""
     n_feat = sum(spec.block_sizes().values())
     first = 1 if clean else 0
     n_cond = first + len(perturbations)
@@ -44,36 +75,49 @@ def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbat
         data = Path(path).read_bytes()
         image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
     except ImageLoadError as exc:
-        return feats, [str(exc)] * n_cond
+        return feats, [str(exc)] * n_cond, {}
     except OSError as exc:
         msg = f"cannot read file: {exc.strerror or exc}"
-        return feats, [msg] * n_cond
+        return feats, [msg] * n_cond, {}
+    keys = [None] * n_cond
+    cached: dict[str, bytes] = {}
+    if cache is not None:
+        keys = condition_keys(spec, hashlib.sha256(data).hexdigest(), perturbations, clean=clean)
+        cached = cache.get_many([k for ks in keys for k in ks.values()])
+    new: dict[str, bytes] = {}
     errors: list[str | None] = []
-    if clean:
-        row = features_for_array(image, spec, name=path)
-        feats[0] = row.features
-        errors.append(row.error)
-    for i, p in enumerate(perturbations, start=first):
-        try:
-            perturbed = p(image.rgb)
-        except Exception as exc:  # noqa: BLE001 - one image's failure must not sink the run
-            errors.append(f"{p.name} failed: {type(exc).__name__}: {exc}")
+    sizes = spec.block_sizes()
+    for i in range(n_cond):
+        p = perturbations[i - first] if i >= first else None
+        if keys[i] is not None and all(k in cached for k in keys[i].values()):  # nothing to compute
+            _fill_blocks(feats[i], None, spec, sizes, path, [], cached=cached, keys=keys[i])
+            errors.append(None)
             continue
-        row = features_for_array(perturbed, spec, name=f"{path} [{p.name}]")
+        if p is None:
+            source, name = image, path
+        else:
+            try:
+                source, name = p(image.rgb), f"{path} [{p.name}]"
+            except Exception as exc:  # noqa: BLE001 - one image's failure must not sink the run
+                errors.append(f"{p.name} failed: {type(exc).__name__}: {exc}")
+                continue
+        row = features_for_array(source, spec, name=name, cached=cached, keys=keys[i], new=new)
         feats[i] = row.features
         errors.append(row.error)
-    return feats, errors
+    return feats, errors, new
 
 
 _WORKER: dict = {}
 
 
-def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation], clean: bool) -> None:
-    _WORKER.update(spec=spec, perturbations=perturbations, clean=clean)
+def _init_worker(spec: FeatureSpec, perturbations: list[Perturbation], clean: bool, cache_dir: str | None) -> None:
+    _WORKER.update(spec=spec, perturbations=perturbations, clean=clean,
+                   cache=FeatureCache(cache_dir, readonly=True) if cache_dir else None)
 
 
 def _work(paths: list[str]):
-    return [image_conditions(p, _WORKER["spec"], _WORKER["perturbations"], clean=_WORKER["clean"]) for p in paths]
+    w = _WORKER
+    return [cached_conditions(p, w["spec"], w["perturbations"], clean=w["clean"], cache=w["cache"]) for p in paths]
 
 
 def iter_conditions(
@@ -84,19 +128,38 @@ def iter_conditions(
     clean: bool = True,
     jobs: int = 1,
     chunk_size: int = 8,
+    cache_dir=None,
 ) -> Iterator[list[tuple[np.ndarray, list[str | None]]]]:
     """:func:`image_conditions` of every path, in order, one list per chunk of ``chunk_size`` images,
-    computed by ``jobs`` worker processes (``-1``: one per CPU)."""
+    computed by ``jobs`` worker processes (``-1``: one per CPU). With ``cache_dir``, features are read
+    from and written to the feature cache there (this process writes, after each chunk)."""
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
     jobs = _effective_jobs(jobs)
-    if jobs <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            yield [image_conditions(p, spec, perturbations, clean=clean) for p in chunk]
-        return
-    from forensics.runtime import worker_pool
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
 
-    with worker_pool(jobs, _init_worker, (spec, perturbations, clean)) as pool:
-        yield from pool.map(_work, chunks)
+    def emit(results):
+        new: dict[str, bytes] = {}
+        for _, _, entries in results:
+            new.update(entries)
+        if cache is not None and new:
+            cache.put_many(new)
+        return [(feats, errors) for feats, errors, _ in results]
+
+    try:
+        if jobs <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                yield emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
+            return
+        from forensics.runtime import worker_pool
+
+        if cache is not None:
+            cache.conn  # create the file so that workers can open it read-only
+        with worker_pool(jobs, _init_worker, (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)) as pool:
+            for results in pool.map(_work, chunks):
+                yield emit(results)
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def condition_scores(
@@ -107,17 +170,19 @@ def condition_scores(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int = 8,
+    cache_dir=None,
 ) -> tuple[np.ndarray, list[list[str | None]]]:
     """Scores of ``model`` on each image (rows) under each condition (columns: clean, then the
     perturbations), and the errors per image and condition. Features are scored chunk by chunk, so
-    memory stays at one chunk's features."""
+    memory stays at one chunk's features; ``cache_dir``: the feature cache folder (``None``: none)."""
     n, n_cond = len(paths), 1 + len(perturbations)
     scores = np.full((n, n_cond), np.nan)
     errors: list[list[str | None]] = []
     done = 0
     if progress:
         progress(0, n)
-    for results in iter_conditions(paths, model.spec, perturbations, jobs=jobs, chunk_size=chunk_size):
+    for results in iter_conditions(paths, model.spec, perturbations, jobs=jobs, chunk_size=chunk_size,
+                                   cache_dir=cache_dir):
         for feats, errs in results:
             scores[done] = model.predict_proba(feats)
             errors.append(errs)
@@ -134,6 +199,7 @@ def evaluate(
     *,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir=None,
 ) -> tuple[dict, Counter]:
     """Metrics of ``model`` on the labelled ``data`` (folders with real/ and fake/, CSV manifests),
     clean and under each perturbation.
@@ -141,7 +207,9 @@ def evaluate(
     Returns ``{condition: metrics}`` with conditions ``clean`` then each perturbation's name (as
     given, e.g. ``jpeg:75``); metrics are those of :func:`~forensics.pipelines.metrics.detection_metrics`
     at the model's threshold plus ``n_failed`` (images without a score in that condition, left out).
-    Also returns the distinct errors (``condition: message``) with their counts.
+    Also returns the distinct errors (``condition: message``) with their counts. ``cache_dir``: the
+    feature cache folder, read and written for the clean images and the perturbed copies (``None``:
+    compute everything, store nothing).
     """
     items = collect_labelled([str(d) for d in data])
     if not items:
@@ -150,7 +218,8 @@ def evaluate(
     if len(np.unique(y)) < 2:
         logger.warning("only one class in the evaluation data: AUC, AP and EER are undefined")
     perturbations = list(perturbations)
-    scores, errors = condition_scores(model, [i.path for i in items], perturbations, jobs=jobs, progress=progress)
+    scores, errors = condition_scores(model, [i.path for i in items], perturbations, jobs=jobs, progress=progress,
+                                      cache_dir=cache_dir)
     names = [CLEAN] + [p.name for p in perturbations]
     out: dict = {}
     for j, name in enumerate(names):

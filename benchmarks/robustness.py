@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--other", default="faces-photoshop", help="set whose real images measure false positives ('' to skip)")
     ap.add_argument("--blocks", default="default")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--cache-dir", default=None, help="feature cache for the clean images [default: the user cache folder]")
+    ap.add_argument("--cache-dir", default=None, help="feature cache for the clean images and the perturbed copies [default: the user cache folder]")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     recipes = args.augment or ["jpeg:75,resize:0.5", "jpeg:75,jpeg:50,resize:0.5,blur:1.0,crop:0.8"]
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             model, _ = api.train([m_train], blocks=args.blocks, jobs=args.jobs, cache_dir=args.cache_dir,
                                  random_state=args.seed, augment=recipe)
-            held, _ = evaluate(model, [m_test], perturbations, jobs=args.jobs)
+            held, _ = evaluate(model, [m_test], perturbations, jobs=args.jobs, cache_dir=args.cache_dir)
             fpr = other_fpr(model, other, args.cache_dir, args.jobs) if other else None
             results.append((recipe, model, held, fpr, time.perf_counter() - t0))
             print(f"  {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)

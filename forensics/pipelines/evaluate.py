@@ -183,10 +183,11 @@ def condition_scores(
         progress(0, n)
     for results in iter_conditions(paths, model.spec, perturbations, jobs=jobs, chunk_size=chunk_size,
                                    cache_dir=cache_dir):
-        for feats, errs in results:
-            scores[done] = model.predict_proba(feats)
-            errors.append(errs)
-            done += 1
+        if results:  # one call per chunk: a model's per-call overhead outweighs a few rows' scoring
+            chunk = model.predict_proba(np.vstack([feats for feats, _ in results]))
+            scores[done : done + len(results)] = chunk.reshape(len(results), n_cond)
+            errors.extend(errs for _, errs in results)
+            done += len(results)
         if progress:
             progress(done, n)
     return scores, errors

@@ -376,7 +376,7 @@ def train(
     if videos:  # one row per sampled frame; a video's frames share a CV group
         Xv, yv, gv, per_video, verrors, vdiags = _video.labelled_frame_features(
             videos, spec, every=video_every, fps=video_fps, max_frames=video_max_frames, progress=_stage(progress, "frames"),
-            jobs=jobs)
+            jobs=jobs, cache_dir=cache_dir)
         errors.update(verrors)
         n_failed += sum(1 for _, used in per_video if used == 0)
         groups = np.concatenate([groups, gv])

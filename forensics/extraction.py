@@ -223,8 +223,10 @@ def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>", cache
     The same blocks, settings and face crop as :func:`process_one`, without a file: a block that
     fails gives NaN for its features and its message in ``error``. Arrays other than (H, W, 3)
     uint8 are converted as :func:`forensics.loading.array_to_rgb8` does. With ``keys`` (block name
-    -> cache key), a block whose key is in ``cached`` is read from there and every block computed is
-    added to ``new`` under its key (the caller writes it to a cache).
+    -> cache key, optionally ``"diag"`` and ``"face"`` too, as :meth:`FeatureSpec.cache_keys` gives),
+    what is in ``cached`` is read from there and everything computed is added to ``new`` under its
+    key (the caller writes it to a cache). A cached face box is used only when every block is cached
+    too; otherwise the face is detected again.
     """
     sizes = spec.block_sizes()
     feats = np.full(sum(sizes.values()), np.nan)
@@ -233,13 +235,25 @@ def features_for_array(image, spec: FeatureSpec, *, name: str = "<array>", cache
     except ImageLoadError as exc:
         return Row(name, feats, _empty_diag(), str(exc))
     views = ImageViews(image)
-    diag = diag_features(views)
+    cached = cached if cached is not None else {}
+    dkey, fkey = (keys.get("diag"), keys.get("face")) if keys is not None else (None, None)
+    if dkey is not None and dkey in cached:
+        diag = decode_record(cached[dkey])
+    else:
+        diag = diag_features(views)
+        if dkey is not None and new is not None:
+            new[dkey] = encode_record(diag)
     face = None
     if spec.face_crop:
-        try:
-            views, face = _face_views(image)
-        except Exception as exc:  # noqa: BLE001
-            return Row(name, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}")
+        if fkey is not None and fkey in cached and all(keys[b] in cached for b in spec.blocks):
+            face = decode_record(cached[fkey])
+        else:
+            try:
+                views, face = _face_views(image)
+            except Exception as exc:  # noqa: BLE001
+                return Row(name, feats, diag, f"face detection failed: {type(exc).__name__}: {exc}")
+            if fkey is not None and new is not None:
+                new[fkey] = encode_record(face)
     errors: list[str] = []
     n_computed = _fill_blocks(feats, views, spec, sizes, name, errors, cached=cached, keys=keys, new=new)
     face_box = _face_box_text(face) if spec.face_crop else None

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from forensics.cache import FeatureCache
 from forensics.datasets import LabelledImage, _class_dirs, collect_inputs, read_manifest
 from forensics.errors import ForensicsError, UsageError
 from forensics.extraction import FeatureSpec, Row, _effective_jobs, features_for_array
@@ -277,6 +278,8 @@ class VideoFeatures:
     frames: list[FrameRow] = field(default_factory=list)
     info: VideoInfo | None = None
     error: str | None = None
+    sha256: str | None = None  # the file's hash, when the feature cache was used
+    cache_entries: dict = field(default_factory=dict, repr=False)  # computed here, for the cache's writer
 
     @property
     def X(self) -> np.ndarray:
@@ -290,14 +293,28 @@ def video_features(
     every: int | None = None,
     fps: float | None = None,
     max_frames: int | None = None,
+    cache: FeatureCache | None = None,
 ) -> VideoFeatures:
-    """Features of the sampled frames of one video (never raises for a bad video: see ``error``)."""
+    """Features of the sampled frames of one video (never raises for a bad video: see ``error``).
+
+    With ``cache``, a frame's features (and diag record and face box) are keyed by the file's hash
+    and the frame's index, whichever sampling picked it: frames found there are decoded but not
+    computed, and ``cache_entries`` holds what was computed, for the caller to write."""
     path = str(path)
     out = VideoFeatures(path)
     info: list = []
+    if cache is not None:
+        out.sha256 = _safe_sha(path)
+        if out.sha256 is None:
+            cache = None  # an unreadable file: iter_frames says why
     try:
         for frame in iter_frames(path, every=every, fps=fps, max_frames=max_frames, max_pixels=spec.max_pixels, info=info):
-            row = features_for_array(frame.rgb, spec, name=f"{path}#{frame.index}")
+            keys = cached = None
+            if cache is not None:
+                keys = spec.cache_keys(f"{out.sha256}~frame{frame.index}")
+                cached = cache.get_many(list(keys.values()))
+            row = features_for_array(frame.rgb, spec, name=f"{path}#{frame.index}", cached=cached, keys=keys,
+                                     new=out.cache_entries)
             out.frames.append(FrameRow(frame.index, frame.time_s, row))
     except VideoReadError as exc:
         out.error = str(exc)
@@ -311,21 +328,27 @@ def video_features(
 _VWORKER: dict = {}
 
 
-def _init_video_worker(spec: FeatureSpec, sampling: dict, hash_files: bool, opencv_log_level: int | None) -> None:
+def _init_video_worker(spec: FeatureSpec, sampling: dict, hash_files: bool, opencv_log_level: int | None,
+                       cache_dir: str | None) -> None:
     if opencv_log_level is not None:
         import cv2
 
         cv2.utils.logging.setLogLevel(opencv_log_level)  # as quiet (or loud) as the parent about bad files
-    _VWORKER.update(spec=spec, sampling=sampling, hash_files=hash_files)
+    _VWORKER.update(spec=spec, sampling=sampling, hash_files=hash_files,
+                    cache=FeatureCache(cache_dir, readonly=True) if cache_dir else None)
 
 
-def _video_task(path: str, spec: FeatureSpec, sampling: dict, hash_files: bool) -> tuple[VideoFeatures, str | None]:
-    vf = video_features(path, spec, **sampling)
-    return vf, (_safe_sha(path) if hash_files and vf.error is None else None)
+def _video_task(path: str, spec: FeatureSpec, sampling: dict, hash_files: bool,
+                cache: FeatureCache | None) -> tuple[VideoFeatures, str | None]:
+    vf = video_features(path, spec, cache=cache, **sampling)
+    if not hash_files or vf.error is not None:
+        return vf, None
+    return vf, (vf.sha256 or _safe_sha(path))
 
 
 def _video_worker(path: str) -> tuple[VideoFeatures, str | None]:
-    return _video_task(path, _VWORKER["spec"], _VWORKER["sampling"], _VWORKER["hash_files"])
+    w = _VWORKER
+    return _video_task(path, w["spec"], w["sampling"], w["hash_files"], w["cache"])
 
 
 def iter_video_features(
@@ -337,27 +360,46 @@ def iter_video_features(
     max_frames: int | None = None,
     jobs: int = 1,
     hash_files: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Iterator[tuple[VideoFeatures, str | None]]:
     """Yield ``(features, sha256)`` for each video in ``paths``, in order, with ``jobs`` processes.
 
     Each worker decodes and extracts whole videos (a video's frames are a stream, read by one
     process); ``jobs`` 1 runs here, ``-1`` means one per CPU. ``sha256`` is the file's hash when
     ``hash_files`` and the video was readable, else ``None``. A bad video never raises (see
-    :func:`video_features`).
+    :func:`video_features`). With ``cache_dir``, frames' features are read from the feature cache
+    there and those computed are written to it after each video (by this process), so an interrupted
+    or repeated run computes only frames it has not computed before.
     """
     paths = [str(p) for p in paths]
     sampling = {"every": every, "fps": fps, "max_frames": max_frames}
     jobs = min(_effective_jobs(jobs), len(paths))
-    if jobs <= 1:
-        for path in paths:
-            yield _video_task(path, spec, sampling, hash_files)
-        return
-    import cv2
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
 
-    from forensics.runtime import worker_pool
+    def written(result):
+        if cache is not None and result[0].cache_entries:
+            cache.put_many(result[0].cache_entries)
+        result[0].cache_entries = {}
+        return result
 
-    with worker_pool(jobs, _init_video_worker, (spec, sampling, hash_files, cv2.utils.logging.getLogLevel())) as pool:
-        yield from pool.map(_video_worker, paths)
+    try:
+        if jobs <= 1:
+            for path in paths:
+                yield written(_video_task(path, spec, sampling, hash_files, cache))
+            return
+        import cv2
+
+        from forensics.runtime import worker_pool
+
+        if cache is not None:
+            cache.conn  # create the file so that workers can open it read-only
+        args = (spec, sampling, hash_files, cv2.utils.logging.getLogLevel(), str(cache_dir) if cache_dir is not None else None)
+        with worker_pool(jobs, _init_video_worker, args) as pool:
+            for result in pool.map(_video_worker, paths):
+                yield written(result)
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def labelled_frame_features(
@@ -369,8 +411,10 @@ def labelled_frame_features(
     max_frames: int | None = TRAIN_MAX_FRAMES,
     progress: Callable[[int, int], None] | None = None,
     jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
 ):
-    """Training rows from labelled videos: one per sampled frame, ``jobs`` videos at a time.
+    """Training rows from labelled videos: one per sampled frame, ``jobs`` videos at a time (frames'
+    features through the feature cache in ``cache_dir`` when given).
 
     Returns ``(X, y, groups, per_video, errors, diags)``: ``groups`` holds the video's path for every
     frame (so that cross-validation keeps a video's frames in one fold), ``per_video`` a list of
@@ -382,7 +426,8 @@ def labelled_frame_features(
     errors: Counter = Counter()
     if progress:
         progress(0, len(videos))
-    results = iter_video_features([v.path for v in videos], spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs)
+    results = iter_video_features([v.path for v in videos], spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs,
+                                  cache_dir=cache_dir)
     for k, (item, (vf, _)) in enumerate(zip(videos, results)):
         if vf.error:
             errors[vf.error] += 1
@@ -460,6 +505,7 @@ def score_videos(
     aggregate: str = DEFAULT_AGGREGATE,
     progress: StageProgress | None = None,
     jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
 ) -> VideoRunSummary:
     """Score every video in ``inputs`` (files and folders) with an image model; write one CSV row per
     video to ``out`` and, if asked, one row per scored frame to ``frames_out`` (both atomically).
@@ -467,7 +513,10 @@ def score_videos(
     ``face_crop`` ``None`` follows the model (crops if it was trained on crops); ``True``/``False``
     override it. Without ``every`` and ``fps``, :data:`SCORE_FPS` frames per second are sampled.
     ``jobs`` worker processes decode and extract whole videos in parallel (``-1``: one per CPU); rows
-    keep the input order and do not depend on ``jobs``.
+    keep the input order and do not depend on ``jobs``. ``cache_dir``: the feature cache folder, where
+    each frame's features are kept by the file's hash and the frame's index (``None``: none), so that
+    scoring the videos again, after an interruption or with another model of the same blocks, only
+    decodes the frames already done.
     """
     import pandas as pd
 
@@ -505,7 +554,8 @@ def score_videos(
     stage = (lambda d, t: progress("videos", d, t)) if progress else None
     if stage:
         stage(0, len(paths))
-    results = iter_video_features(paths, spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs, hash_files=True)
+    results = iter_video_features(paths, spec, every=every, fps=fps, max_frames=max_frames, jobs=jobs, hash_files=True,
+                                   cache_dir=cache_dir)
     for k, (path, (vf, sha)) in enumerate(zip(paths, results)):
         probs = model.predict_proba(vf.X) if vf.frames else np.zeros(0)
         agg = aggregate_scores(probs, model.threshold)

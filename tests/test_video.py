@@ -3,6 +3,7 @@ on frames with group-aware cross-validation. Every test writes its own short vid
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +243,7 @@ def test_cli_video_jobs_give_the_same_rows(model_path, clips, tmp_path):
     outs = {}
     for jobs in ("1", "2"):
         v, f = tmp_path / f"v{jobs}.csv", tmp_path / f"f{jobs}.csv"
-        res = run("video", model_path, clips, "--out", v, "--frames-out", f, "--every", "2", "--jobs", jobs)
+        res = run("video", model_path, clips, "--out", v, "--frames-out", f, "--every", "2", "--jobs", jobs, "--no-cache")
         assert "scored 3 of 5 videos" in " ".join(res.stdout.split())
         outs[jobs] = (pd.read_csv(v), pd.read_csv(f))
     pd.testing.assert_frame_equal(outs["1"][0], outs["2"][0])
@@ -267,3 +268,51 @@ def test_labelled_frame_features_jobs(clips):
     assert list(one[2]) == list(two[2]) == [items[0].path] * 4 + [items[2].path] * 4
     assert [used for _, used in two[3]] == [4, 0, 4] and sum(two[4].values()) == 1
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("face_crop", [False, True])
+def test_frame_features_are_cached_by_file_and_frame_index(clips, tmp_path, face_crop):
+    from forensics import faces
+
+    if face_crop and not faces.faces_available():
+        pytest.skip("optional package yuface not installed")
+    spec = FeatureSpec.create("color,spectrum", face_crop=face_crop)
+    paths = [str(clips / "a.avi"), str(clips / "broken.mp4"), str(clips / "sub" / "b.MP4")]
+
+    def frames(every, jobs=1, cache_dir=tmp_path):
+        return [vf for vf, _ in video.iter_video_features(paths, spec, every=every, jobs=jobs, cache_dir=cache_dir)]
+
+    plain = frames(2, cache_dir=None)
+    first = frames(2, jobs=2)  # workers compute, this process writes
+    second = frames(2)
+    for a, b, c in zip(plain, first, second):
+        assert a.error == b.error == c.error and len(a.frames) == len(c.frames)
+        for fa, fb, fc in zip(a.frames, b.frames, c.frames):
+            np.testing.assert_array_equal(fa.row.features, fc.row.features)
+            np.testing.assert_array_equal(fb.row.features, fc.row.features)
+            assert json.dumps(fa.row.diag, sort_keys=True) == json.dumps(fc.row.diag, sort_keys=True)  # NaN == NaN
+            assert fa.row.face_box == fc.row.face_box
+            assert fc.row.n_computed == 0  # read back, not computed
+    assert second[1].error and not second[1].frames
+    # every frame instead of every other one: only the odd frames are new
+    third = frames(1)
+    computed = {(Path(vf.path).name, f.index) for vf in third for f in vf.frames if f.row.n_computed}
+    assert computed == {(Path(vf.path).name, f.index) for vf in third for f in vf.frames if f.index % 2 == 1}
+
+
+def test_cli_video_reuses_the_cache(model_path, clips, tmp_path, monkeypatch):
+    from forensics.cache import FeatureCache
+
+    outs = []
+    for k in range(2):
+        v, f = tmp_path / f"v{k}.csv", tmp_path / f"f{k}.csv"
+        run("video", model_path, clips, "--out", v, "--frames-out", f, "--every", "2", "--cache-dir", tmp_path / "c")
+        outs.append((pd.read_csv(v), pd.read_csv(f)))
+        if k == 0:  # the second run must not compute a block
+            assert len(FeatureCache(tmp_path / "c")) == 14 * 2  # 5 + 3 + 6 frames x (one block + diag)
+            real = video.features_for_array
+            computed = []
+            monkeypatch.setattr(video, "features_for_array", lambda *a, **kw: (r := real(*a, **kw), computed.append(r.n_computed))[0])
+    assert len(computed) == 14 and not any(computed)
+    pd.testing.assert_frame_equal(*[o[0] for o in outs])
+    pd.testing.assert_frame_equal(*[o[1] for o in outs])

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from forensics.cli import options as opt
 from forensics.cli.app import STATE, app, err_console, fail, handle_errors, out_console, progress_display, report_errors
 from forensics.model import ForensicModel
 from forensics.video import AGGREGATES, DEFAULT_AGGREGATE, SCORE_FPS, SCORE_MAX_FRAMES, score_videos
@@ -25,13 +26,18 @@ def video_command(
     face_crop: Optional[bool] = typer.Option(None, "--face-crop/--no-face-crop", help="Score the largest face of each frame (needs yuface) \\[default: as the model was trained]."),
     aggregate: str = typer.Option(DEFAULT_AGGREGATE, "--aggregate", help=f"Frame scores to prob_fake: {', '.join(AGGREGATES)}."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes, each decoding and scoring whole videos (-1: one per CPU)."),
+    cache_dir: Path = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
 ):
     """Score videos: decode frames as a stream, sample them, optionally crop the face, score each frame
-    with the image model, and aggregate per video. Unreadable videos get a row with an error."""
+    with the image model, and aggregate per video. Unreadable videos get a row with an error. Frame
+    features go to the feature cache (by file hash and frame index): a rerun after an interruption,
+    or with another model of the same blocks, only decodes the frames already done."""
     if not STATE["debug"]:
         import cv2
 
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's own warnings on bad files
+    cache = opt.resolve_cache(cache_dir, no_cache)
     m = ForensicModel.load(model)
     if face_crop is not None and face_crop != m.spec.face_crop:
         err_console.print(f"[yellow]warning:[/] --{'' if face_crop else 'no-'}face-crop, but the model was trained "
@@ -39,7 +45,7 @@ def video_command(
                           highlight=False, soft_wrap=True)
     with progress_display() as progress:
         summary = score_videos(m, inputs, out, frames_out=frames_out, every=every, fps=fps, max_frames=max_frames,
-                               face_crop=face_crop, aggregate=aggregate, progress=progress, jobs=jobs)
+                               face_crop=face_crop, aggregate=aggregate, progress=progress, jobs=jobs, cache_dir=cache)
     report_errors(summary.errors, summary.n_videos, summary.n_failed)
     if summary.face_crop and summary.n_no_face:
         err_console.print(f"[yellow]note:[/] no face found in {summary.n_no_face} of {summary.n_frames} frames; "

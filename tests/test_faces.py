@@ -13,26 +13,17 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from skimage import data as skdata
-from typer.testing import CliRunner
 
 from forensics import api, faces
-from forensics.cli import app
 from forensics.errors import UsageError
 from forensics.extraction import FeatureSpec, features_for_array, iter_features
 from forensics.model import ForensicModel
+from cli_utils import run
 
-runner = CliRunner()
 needs_yuface = pytest.mark.skipif(not faces.faces_available(), reason="optional package yuface not installed")
 
 # The astronaut photo bundled with scikit-image: one face, near (178, 63), about 89 x 112 pixels.
 ASTRONAUT = skdata.astronaut()
-
-
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-    return result
 
 
 def noise(shape=(96, 128, 3), seed=0) -> np.ndarray:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from forensics import api
 from forensics.cli import app
@@ -18,8 +17,7 @@ from forensics.model import ForensicModel
 from forensics.pipelines.explain import ExplanationUnavailable, contributions, top_features
 from forensics.reports import REPORT_SECTIONS
 from forensics.reports.importance import block_ablation, block_index, block_permutation_importance
-
-runner = CliRunner()
+from cli_utils import run, runner
 BLOCKS = "color,spectrum"
 
 
@@ -53,12 +51,6 @@ def section_html(text: str, sid: str) -> str:
     m = re.search(rf'<section id="{sid}">(.*?)</section>', text, re.S)
     assert m, sid
     return m.group(1)
-
-
-def run(*args):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == 0, (r.exit_code, r.stdout, r.stderr, r.exception)
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ Each image is read and decoded once; its features are computed on the clean imag
 perturbed copy (JPEG re-compression, resizing, blur, cropping, noise; see :mod:`forensics.perturbations`),
 in memory. With a cache folder, the features of the clean image and of each perturbed copy are kept in
 the feature cache (a copy keyed by the file's hash and the perturbation), so a second run computes
-nothing it has computed before. Real and fake images get the same
-perturbations. Per condition: AUC, AP, balanced accuracy, accuracy on real and on fake at the model's
-threshold, EER, detection rate at 1 % and 5 % false positives, Brier score.
+nothing it has computed before. Real and fake images get the same perturbations. Per condition: AUC,
+AP, balanced accuracy, accuracy on real and on fake at the model's threshold, EER, detection rate at
+1 % and 5 % false positives, Brier score.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ CLEAN = "clean"
 
 
 def image_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation], *,
-                     clean: bool = True, cache: FeatureCache | None = None) -> tuple[np.ndarray, list[str | None]]:
+                     clean: bool = True) -> tuple[np.ndarray, list[str | None]]:
     """Features of one image file, clean and under each perturbation: an array of shape
     (1 + len(perturbations), n_features) and one error (or ``None``) per condition; without ``clean``
     only the perturbed rows, (len(perturbations), n_features). Never raises for bad input: an
-    unreadable file gives NaN rows and its error in every condition. With ``cache``, blocks found
-    there are read instead of computed (see :func:`cached_conditions`, which also returns what to
-    write back)."""
-    feats, errors, _ = cached_conditions(path, spec, perturbations, clean=clean, cache=cache)
+    unreadable file gives NaN rows and its error in every condition. Without a feature cache: see
+    :func:`cached_conditions` for one."""
+    feats, errors, _ = cached_conditions(path, spec, perturbations, clean=clean)
     return feats, errors
 
 
@@ -67,10 +66,10 @@ def cached_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturba
     open the cache read-only). The file is always read and decoded, so that an unreadable file or
     one over the pixel limit fails as it would without the cache; a condition whose blocks are all
     cached is neither perturbed nor computed."""
-    n_feat = sum(spec.block_sizes().values())
+    sizes = spec.block_sizes()
     first = 1 if clean else 0
     n_cond = first + len(perturbations)
-    feats = np.full((n_cond, n_feat), np.nan)
+    feats = np.full((n_cond, sum(sizes.values())), np.nan)
     try:
         data = Path(path).read_bytes()
         image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
@@ -86,7 +85,6 @@ def cached_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturba
         cached = cache.get_many([k for ks in keys for k in ks.values()])
     new: dict[str, bytes] = {}
     errors: list[str | None] = []
-    sizes = spec.block_sizes()
     for i in range(n_cond):
         p = perturbations[i - first] if i >= first else None
         if keys[i] is not None and all(k in cached for k in keys[i].values()):  # nothing to compute

@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -112,6 +114,22 @@ class FeatureCache:
     def __len__(self) -> int:
         conn = self.conn
         return 0 if conn is None else conn.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+
+
+@contextmanager
+def run_cache(cache_dir: str | os.PathLike | None) -> Iterator[FeatureCache | None]:
+    """The feature cache of one run, opened by the process that writes it (``None`` without a folder).
+    Its file is created up front, so that worker processes can open it read-only; it is closed when
+    the run ends, also on an error or when a generator using it is abandoned."""
+    if cache_dir is None:
+        yield None
+        return
+    cache = FeatureCache(cache_dir)
+    try:
+        cache.conn  # noqa: B018 - creates the file (or marks the cache unusable)
+        yield cache
+    finally:
+        cache.close()
 
 
 def encode_vector(vec: np.ndarray) -> bytes:

@@ -25,6 +25,7 @@ from forensics.cache import (
     decode_vector,
     encode_record,
     encode_vector,
+    run_cache,
 )
 from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
@@ -317,16 +318,13 @@ def iter_features(
     paths = [str(p) for p in paths]
     total = len(paths)
     jobs = _effective_jobs(jobs)
-    cache = FeatureCache(cache_dir) if cache_dir is not None else None
     done = 0
     if progress:
         progress(0, total)
-    try:
+    with run_cache(cache_dir) as cache:
         if scheduler is not None:
             from forensics.distributed import dask_client, map_chunks
 
-            if cache is not None:
-                cache.conn  # create the file so that workers on this machine can open it read-only
             with dask_client(scheduler, jobs=jobs) as client:
                 for results in map_chunks(client, _chunks(paths, chunk_size), spec, cache_dir):
                     done = yield from _emit(results, cache, done, total, progress)
@@ -335,23 +333,18 @@ def iter_features(
                 results = [process_one(p, spec, cache) for p in chunk]
                 done = yield from _emit(results, cache, done, total, progress)
         else:
-            if cache is not None:
-                cache.conn  # create the file so that workers can open it read-only
             from forensics.runtime import worker_pool
 
             with worker_pool(jobs, _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)) as pool:
                 for results in pool.map(_work_chunk, _chunks(paths, chunk_size)):
                     done = yield from _emit(results, cache, done, total, progress)
-    finally:
-        if cache is not None:
-            cache.close()
 
 
 def _emit(results, cache, done, total, progress):
     new: dict[str, bytes] = {}
     for row, entries in results:
         new.update(entries)
-    if cache is not None and new:
+    if cache is not None:
         cache.put_many(new)
     for row, _ in results:
         yield row

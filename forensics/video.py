@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from forensics.cache import FeatureCache
+from forensics.cache import FeatureCache, run_cache
 from forensics.datasets import LabelledImage, _class_dirs, collect_inputs, read_manifest
 from forensics.errors import ForensicsError, UsageError
 from forensics.extraction import FeatureSpec, Row, _effective_jobs, features_for_array
@@ -374,15 +374,14 @@ def iter_video_features(
     paths = [str(p) for p in paths]
     sampling = {"every": every, "fps": fps, "max_frames": max_frames}
     jobs = min(_effective_jobs(jobs), len(paths))
-    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    with run_cache(cache_dir) as cache:
 
-    def written(result):
-        if cache is not None and result[0].cache_entries:
-            cache.put_many(result[0].cache_entries)
-        result[0].cache_entries = {}
-        return result
+        def written(result):
+            if cache is not None:
+                cache.put_many(result[0].cache_entries)
+            result[0].cache_entries = {}
+            return result
 
-    try:
         if jobs <= 1:
             for path in paths:
                 yield written(_video_task(path, spec, sampling, hash_files, cache))
@@ -391,15 +390,10 @@ def iter_video_features(
 
         from forensics.runtime import worker_pool
 
-        if cache is not None:
-            cache.conn  # create the file so that workers can open it read-only
         args = (spec, sampling, hash_files, cv2.utils.logging.getLogLevel(), str(cache_dir) if cache_dir is not None else None)
         with worker_pool(jobs, _init_video_worker, args) as pool:
             for result in pool.map(_video_worker, paths):
                 yield written(result)
-    finally:
-        if cache is not None:
-            cache.close()
 
 
 def labelled_frame_features(

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from forensics.cache import FeatureCache
+from forensics.cache import FeatureCache, run_cache
 from forensics.datasets import collect_labelled
 from forensics.errors import ImageLoadError, UsageError
 from forensics.extraction import FeatureSpec, _effective_jobs, _fill_blocks, features_for_array
@@ -133,31 +133,22 @@ def iter_conditions(
     from and written to the feature cache there (this process writes, after each chunk)."""
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
     jobs = _effective_jobs(jobs)
-    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    with run_cache(cache_dir) as cache:
 
-    def emit(results):
-        new: dict[str, bytes] = {}
-        for _, _, entries in results:
-            new.update(entries)
-        if cache is not None and new:
-            cache.put_many(new)
-        return [(feats, errors) for feats, errors, _ in results]
+        def emit(results):
+            if cache is not None:
+                cache.put_many({k: v for _, _, entries in results for k, v in entries.items()})
+            return [(feats, errors) for feats, errors, _ in results]
 
-    try:
         if jobs <= 1 or len(chunks) <= 1:
             for chunk in chunks:
                 yield emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
             return
         from forensics.runtime import worker_pool
 
-        if cache is not None:
-            cache.conn  # create the file so that workers can open it read-only
         with worker_pool(jobs, _init_worker, (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)) as pool:
             for results in pool.map(_work, chunks):
                 yield emit(results)
-    finally:
-        if cache is not None:
-            cache.close()
 
 
 def condition_scores(

@@ -506,3 +506,18 @@ def test_no_option_help_loses_text_to_rich_markup():
     assert not bad
     r = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "200"})
     assert "default: the user cache folder" in r.stdout
+
+
+def test_command_help_is_not_cut_mid_sentence():
+    """Typer's rich mode keeps every source line break of a docstring: help paragraphs must be one line."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        for paragraph in (command.help or "").split("\n\n"):
+            assert paragraph.startswith("\b") or "\n" not in paragraph, (name, paragraph)
+    r = runner.invoke(app, ["--help"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0
+    assert "optionally crop the face, score each frame with the image model, and aggregate" in r.stdout
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert "scores the final model once on an untouched test split" in r.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -202,3 +203,14 @@ from forensics.cli import blocks as _blocks, demo as _demo, extract as _extract,
 from forensics.cli import audit as _audit, evaluate as _evaluate, report as _report  # noqa: E402,F401
 from forensics.cli import train_table as _train_table  # noqa: E402,F401
 from forensics.cli import inspect as _inspect  # noqa: E402,F401
+
+
+def _reflow(doc: str) -> str:
+    """A docstring as help text: the lines of each paragraph joined. Typer's rich mode keeps a source
+    line break as a line break, which cut sentences in the middle (in the command list, too)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+for _info in app.registered_commands:
+    _info.help = _reflow(_info.help or inspect.getdoc(_info.callback) or "")

@@ -66,6 +66,11 @@ def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, 
     return {"X": X[ok], "y": y[ok], "n_failed": int((~ok).sum()), "ms_per_image": 1000 * elapsed / max(1, len(items)), "jobs": jobs}
 
 
+def with_ci(m: dict) -> str:
+    """``AUC [low, high]``: the AUC and its 95 % confidence interval (DeLong, logit scale)."""
+    return f"{m['auc']:.4f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]"
+
+
 def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None):
     """Fit on (Xtr, ytr), score Xte. ``sources``: the set of each training row; pooled fits weigh sets
     (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``)."""
@@ -126,7 +131,7 @@ def main(argv=None) -> int:
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
         if args.cv_only:
-            held = {"auc": float("nan"), "balanced_accuracy": float("nan")}
+            held = {k: float("nan") for k in ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy")}
         else:
             Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
             oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed,
@@ -151,7 +156,9 @@ def main(argv=None) -> int:
             ytr = np.concatenate([data[o]["y"] for o in others])
             src_tr = np.concatenate([[o] * len(data[o]["y"]) for o in others])
             p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr)
-            results["cross"].setdefault("leave_one_set_out_auc", {})[s] = detection_metrics(data[s]["y"], p)["auc"]
+            m = detection_metrics(data[s]["y"], p)
+            results["cross"].setdefault("leave_one_set_out_auc", {})[s] = m["auc"]
+            results["cross"].setdefault("leave_one_set_out_auc_ci", {})[s] = [m["auc_ci_low"], m["auc_ci_high"]]
         # pooled model: 5-fold CV over the union, AUC per set from the out-of-fold scores
         Xall = np.vstack([data[s]["X"] for s in sets])
         yall = np.concatenate([data[s]["y"] for s in sets])
@@ -174,12 +181,14 @@ def main(argv=None) -> int:
           + (f" (--set {' '.join(args.settings)})" if args.settings else "") + " "
           f"({results['meta']['n_features']} features), {args.classifier}" + (f", at most {args.limit} per class" if args.limit else ""))
     print()
-    print("| set | n | CV AUC | CV AP | CV bal. acc | held-out AUC (20 %) | held-out bal. acc | extraction ms/image |")
+    print("| set | n | CV AUC [95 % CI] | CV AP | CV bal. acc | held-out AUC (20 %) [95 % CI] | held-out bal. acc | extraction ms/image |")
     print("|---|---|---|---|---|---|---|---|")
     for s, r in results["sets"].items():
         cv, h = r["cv"], r["heldout"]
-        print(f"| {s} | {r['n']} | {cv['auc']:.4f} | {cv['ap']:.4f} | {cv['balanced_accuracy']:.4f} | {h['auc']:.4f} | "
+        print(f"| {s} | {r['n']} | {with_ci(cv)} | {cv['ap']:.4f} | {cv['balanced_accuracy']:.4f} | {with_ci(h)} | "
               f"{h['balanced_accuracy']:.4f} | {r['ms_per_image']:.2f} (jobs={args.jobs}) |")
+    print("\n95 % CI: DeLong's confidence interval of the AUC for the number of images scored (logit scale); it does "
+          "not count the variation from retraining.")
     c = results["cross"]
     if c:
         print()
@@ -187,8 +196,10 @@ def main(argv=None) -> int:
             print(f"- model trained on faces-stylegan, false-positive rate on the real faces of faces-photoshop: "
                   f"{c['stylegan_model_fpr_on_photoshop_real']:.3f}")
         if "leave_one_set_out_auc" in c:
-            print("- leave-one-set-out AUC (train on the others, test on this one): "
-                  + ", ".join(f"{s} {v:.4f}" for s, v in c["leave_one_set_out_auc"].items()))
+            cis = c.get("leave_one_set_out_auc_ci", {})
+            print("- leave-one-set-out AUC [95 % CI] (train on the others, test on this one): "
+                  + ", ".join(f"{s} {with_ci({'auc': v, 'auc_ci_low': cis[s][0], 'auc_ci_high': cis[s][1]})}"
+                              for s, v in c["leave_one_set_out_auc"].items()))
         if "pooled_cv_auc" in c:
             print("- one model on all sets pooled, CV AUC per set (vs its own model): "
                   + ", ".join(f"{s} {v:.4f} ({results['sets'][s]['cv']['auc']:.4f})" for s, v in c["pooled_cv_auc"].items()))

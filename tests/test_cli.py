@@ -174,6 +174,9 @@ def test_train_prints_cv_metrics_and_writes_the_model(data, tmp_path):
     assert f"{len(COLOR)} features" in out and "12 real / 12 fake" in out
     assert "AUC" in out
     assert f"{card['cv_metrics']['auc']:.4f}" in out
+    cv = card["cv_metrics"]
+    assert f"AUC 95 % confidence interval (DeLong; the number of images, not retraining): CV {cv['auc_ci_low']:.3f}-{cv['auc_ci_high']:.3f}" in out
+    assert cv["auc_ci_low"] <= cv["auc"] <= cv["auc_ci_high"]
     assert f"{loaded.threshold:.4f}" in out
     assert "wrote model to" in out
     assert card["blocks"] == ["color"] and card["classifier"] == "logreg"

@@ -30,7 +30,7 @@ from forensics.pipelines.evaluate import CLEAN, evaluate
 from forensics.pipelines.metrics import detection_metrics
 
 runner = CliRunner()
-METRIC_KEYS = {"auc", "ap", "balanced_accuracy", "acc_real", "acc_fake", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "brier", "n", "n_failed"}
+METRIC_KEYS = {"auc", "auc_ci_low", "auc_ci_high", "ap", "balanced_accuracy", "acc_real", "acc_fake", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "brier", "n", "n_failed"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,10 @@ def test_evaluate_cli_writes_every_condition_and_prints_the_grid(data, model_pat
     assert header.split() == ["metric", *result]
     auc_row = next(line for line in lines if line.startswith("AUC "))
     assert auc_row.split()[1:] == [f"{m['auc']:.3f}" for m in result.values()]
+    for label, key in (("AUC 95% low", "auc_ci_low"), ("AUC 95% high", "auc_ci_high")):
+        row = next(line for line in lines if line.startswith(label))
+        assert row.split()[3:] == [f"{m[key]:.3f}" for m in result.values()]
+        assert all(m["auc_ci_low"] <= m["auc"] <= m["auc_ci_high"] for m in result.values())
     for label in ("images", "AP", "bal. acc", "acc real", "acc fake", "EER", "TPR@1%FPR", "TPR@5%FPR", "Brier"):
         assert any(line.startswith(label + " ") for line in lines), label
 

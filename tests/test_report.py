@@ -240,3 +240,6 @@ def test_metrics_label_names_a_holdout_for_train_table_models():
     assert _evaluation_label({"cv_folds": 5}) == "cross-validation (5-fold, out-of-fold)"
     html = _metrics_section({"training_data": holdout, "cv_metrics": {"auc": 0.9}}, None, None)
     assert "holdout (412 images" in html and "None-fold" not in html
+    assert "AUC 95 % CI" in html  # the column; a card written before intervals were recorded shows "-"
+    html = _metrics_section({"training_data": holdout, "cv_metrics": {"auc": 0.9, "auc_ci_low": 0.8712, "auc_ci_high": 0.9254}}, None, None)
+    assert "0.871-0.925" in html

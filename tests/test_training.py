@@ -9,6 +9,7 @@ import pytest
 
 from forensics.errors import UsageError
 from forensics.pipelines import CLASSIFIERS, build_pipeline, choose_threshold, detection_metrics, equal_error_rate, train_classifier
+from forensics.pipelines.metrics import auc_confidence_interval
 
 # --------------------------------------------------------------------------------------------------
 # equal error rate
@@ -78,6 +79,82 @@ def test_detection_metrics_one_class():
     assert math.isnan(m["auc"]) and math.isnan(m["eer"]) and math.isnan(m["balanced_accuracy"])
     assert m["acc_real"] == pytest.approx(2 / 3)
     assert math.isnan(m["acc_fake"])
+
+
+# --------------------------------------------------------------------------------------------------
+# AUC confidence interval
+# --------------------------------------------------------------------------------------------------
+
+
+def test_auc_interval_hand_made():
+    # fakes 0.6-0.9 see 3/4, 1, 1, 1 of the reals below them; reals see 1, 1, 1, 3/4 of the fakes above:
+    # both variances 1/64, se^2 = 1/128; on the logit scale se / (AUC (1 - AUC)), AUC = 15/16
+    y = [0, 0, 0, 0, 1, 1, 1, 1]
+    s = [0.1, 0.2, 0.3, 0.65, 0.6, 0.7, 0.8, 0.9]
+    half = 1.959963984540054 * math.sqrt(1 / 128) / (15 / 16 * 1 / 16)
+    expected = (1 / (1 + math.exp(-(math.log(15) - half))), 1 / (1 + math.exp(-(math.log(15) + half))))
+    assert auc_confidence_interval(y, s) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx((0.43818, 0.99655), abs=1e-5)
+    m = detection_metrics(y, s)
+    assert (m["auc_ci_low"], m["auc_ci_high"]) == pytest.approx(expected, rel=1e-9)
+    assert m["auc_ci_low"] < m["auc"] < m["auc_ci_high"]
+
+
+def _delong_direct(y, s):
+    """DeLong's variance from every (fake, real) pair, O(m n): the definition the midrank form must match."""
+    pos, neg = s[y == 1], s[y == 0]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(1), psi.mean(0)
+    return psi.mean(), v10.var(ddof=1) / len(pos) + v01.var(ddof=1) / len(neg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_interval_matches_the_pairwise_definition_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(90) < 0.4).astype(int)
+    s = rng.integers(0, 6, 90) + y  # few distinct values: many ties, within and across the classes
+    auc, var = _delong_direct(y, s.astype(float))
+    z = 1.959963984540054 * math.sqrt(var) / (auc * (1 - auc))
+    lo, hi = auc_confidence_interval(y, s)
+    assert lo == pytest.approx(1 / (1 + math.exp(-(math.log(auc / (1 - auc)) - z))), rel=1e-9)
+    assert hi == pytest.approx(1 / (1 + math.exp(-(math.log(auc / (1 - auc)) + z))), rel=1e-9)
+
+
+def test_auc_interval_covers_the_true_auc():
+    # binormal scores with a known AUC, Phi(d / sqrt 2): a 95 % interval must cover it about 95 % of the time
+    rng = np.random.default_rng(7)
+    d = 1.2
+    true = 0.5 * (1 + math.erf(d / 2))  # Phi(d / sqrt(2))
+    y = np.repeat([0, 1], [120, 80])
+    hits = [lo <= true <= hi for lo, hi in (auc_confidence_interval(y, rng.normal(size=200) + d * y) for _ in range(400))]
+    assert 0.92 <= np.mean(hits) <= 0.98
+
+
+def test_auc_interval_width_shrinks_like_one_over_root_n_and_stays_in_range():
+    rng = np.random.default_rng(3)
+
+    def width(n):
+        y = np.repeat([0, 1], n)
+        return np.mean([np.subtract(*auc_confidence_interval(y, rng.normal(size=2 * n) + 0.5 * y)[::-1]) for _ in range(40)])
+
+    assert width(400) / width(100) == pytest.approx(0.5, abs=0.08)
+    y = np.repeat([0, 1], 30)
+    s = np.r_[rng.normal(size=30), rng.normal(size=30) + 3.0]
+    lo, hi = auc_confidence_interval(y, s)
+    auc = detection_metrics(y, s)["auc"]
+    assert 0.0 < lo < auc < hi < 1.0
+    assert auc - lo > hi - auc  # near 1 the interval reaches further down than up, never past 1
+
+
+def test_auc_interval_degenerate_cases():
+    assert auc_confidence_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)  # perfect separation
+    assert auc_confidence_interval([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in auc_confidence_interval([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.9]))  # one fake
+    assert all(math.isnan(v) for v in auc_confidence_interval([0, 0, 1, 1], [0.1, 0.5, np.nan, 0.9]))  # NaN dropped
+    m = detection_metrics([0, 0, 0], [0.1, 0.7, 0.2])
+    assert math.isnan(m["auc_ci_low"]) and math.isnan(m["auc_ci_high"])
+    with pytest.raises(ValueError, match="level"):
+        auc_confidence_interval([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], level=1.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -178,14 +179,17 @@ def metrics_table(title: str, rows: list[tuple[str, dict, float]]):
     column is shown only when there are several rows."""
     from rich.table import Table
 
-    table = Table(title=title)
+    intervals = [f"{label} {m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}" for label, m, _ in rows
+                 if math.isfinite(m.get("auc_ci_low", math.nan)) and math.isfinite(m.get("auc_ci_high", math.nan))]
+    caption = f"AUC 95 % confidence interval (DeLong; the number of images, not retraining): {'; '.join(intervals)}" if intervals else None
+    table = Table(title=title, caption=caption)
     labelled = len(rows) > 1
     if labelled:
         table.add_column("", no_wrap=True)
     for col in ("AUC", "AP", "balanced acc", "EER", "acc real", "acc fake", "threshold"):
         table.add_column(col, justify="right")
     for label, m, threshold in rows:
-        cells = [f"{m.get(k, float('nan')):.4f}" for k in ("auc", "ap", "balanced_accuracy", "eer", "acc_real", "acc_fake")]
+        cells = [f"{m.get(k, math.nan):.4f}" for k in ("auc", "ap", "balanced_accuracy", "eer", "acc_real", "acc_fake")]
         table.add_row(*([label] if labelled else []), *cells, f"{threshold:.4f}")
     return table
 

@@ -20,6 +20,8 @@ from forensics.reports.io import write_text_atomic
 ROWS = (
     ("images", "n", "{:d}"),
     ("AUC", "auc", "{:.3f}"),
+    ("AUC 95% low", "auc_ci_low", "{:.3f}"),
+    ("AUC 95% high", "auc_ci_high", "{:.3f}"),
     ("AP", "ap", "{:.3f}"),
     ("bal. acc", "balanced_accuracy", "{:.3f}"),
     ("acc real", "acc_real", "{:.3f}"),

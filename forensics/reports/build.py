@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 REPORT_SECTIONS = ("card", "metrics", "curves", "histograms", "calibration", "confusion", "importance",
                    "ablation", "spectrum", "examples", "audit")
 
-_METRIC_COLUMNS = (("images", "n"), ("AUC", "auc"), ("AP", "ap"), ("bal. acc", "balanced_accuracy"),
+_METRIC_COLUMNS = (("images", "n"), ("AUC", "auc"), ("AUC 95 % CI", "auc_ci"), ("AP", "ap"), ("bal. acc", "balanced_accuracy"),
                    ("acc real", "acc_real"), ("acc fake", "acc_fake"), ("EER", "eer"),
                    ("TPR@1%FPR", "tpr_at_fpr_1"), ("TPR@5%FPR", "tpr_at_fpr_5"), ("Brier", "brier"))
 
@@ -70,7 +71,15 @@ def _score_data(model, data, *, jobs, cache_dir, progress) -> _Scored:
 def _metrics_rows(label: str, m: dict | None) -> list:
     if not m:
         return [label] + ["-"] * len(_METRIC_COLUMNS)
-    return [label] + [m.get(k) for _, k in _METRIC_COLUMNS]
+    return [label] + [_auc_interval(m) if k == "auc_ci" else m.get(k) for _, k in _METRIC_COLUMNS]
+
+
+def _auc_interval(m: dict) -> str:
+    """``low-high`` of the AUC's confidence interval; "-" for cards written before it was recorded."""
+    low, high = m.get("auc_ci_low"), m.get("auc_ci_high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    return f"{low:.3f}-{high:.3f}"
 
 
 def build_report(
@@ -218,7 +227,10 @@ def _metrics_section(card: dict, held: dict | None, data_label: str | None) -> s
     body += H.note("Accuracies at the model's threshold (prob_fake >= threshold means fake); fake is the positive class. "
                    + ("Cross-validated metrics are computed on calibrated out-of-fold scores (each calibrated by a map "
                       "fitted without it). " if calibrated else "")
-                   + "TPR@1%FPR: share of fakes caught when at most 1 % of real images are flagged.")
+                   + "TPR@1%FPR: share of fakes caught when at most 1 % of real images are flagged. "
+                   + "AUC 95 % CI: DeLong's confidence interval for this many real and fake images (on the logit "
+                     "scale); it does not count the variation from retraining, and a few hundred images leave it "
+                     "wide.")
     if card.get("holdout_metrics"):
         body += H.note("Held-out test split: images set aside at training time before cross-validation, tuning, "
                        "calibration and the final fit, then scored once by the final model at its threshold.")

@@ -179,10 +179,13 @@ def metrics_table(title: str, rows: list[tuple[str, dict, float]]):
     column is shown only when there are several rows."""
     from rich.table import Table
 
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
     intervals = [f"{label} {m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}" for label, m, _ in rows
-                 if math.isfinite(m.get("auc_ci_low", math.nan)) and math.isfinite(m.get("auc_ci_high", math.nan))]
+                 if finite(m.get("auc_ci_low")) and finite(m.get("auc_ci_high"))]
     caption = f"AUC 95 % confidence interval (DeLong; the number of images, not retraining): {'; '.join(intervals)}" if intervals else None
-    table = Table(title=title, caption=caption)
+    table = Table(title=title, caption=caption, caption_justify="left")
     labelled = len(rows) > 1
     if labelled:
         table.add_column("", no_wrap=True)

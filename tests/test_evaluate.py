@@ -261,6 +261,35 @@ def test_evaluate_shares_the_clean_features_with_extract_and_workers_write(data,
     assert evaluate(model, [data], ps)[0] == two
 
 
+def test_evaluate_starts_workers_only_for_chunks_with_something_to_compute(data, model_path, tmp_path, monkeypatch):
+    import forensics.runtime
+    from forensics.model import ForensicModel
+    from forensics.pipelines.evaluate import iter_conditions
+
+    model = ForensicModel.load(model_path)
+    paths = sorted(str(p) for p in data.rglob("*.jpg"))
+    ps = parse_perturbations("jpeg:75")
+    pools = []
+    real_pool = forensics.runtime.worker_pool
+
+    def counting_pool(*args, **kwargs):
+        pools.append(args[0])
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(forensics.runtime, "worker_pool", counting_pool)
+    cold, _ = evaluate(model, [data], ps, jobs=2, cache_dir=tmp_path)
+    assert pools == [2]
+    warm, errors = evaluate(model, [data], ps, jobs=2, cache_dir=tmp_path)
+    assert pools == [2] and warm == cold and not errors  # all cached: read here, no worker started
+    # a cached head is read here, the workers take over at the first chunk with something new
+    later = [*paths[:8], str(tmp_path / "new.jpg")]
+    Image.open(paths[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(later[-1], quality=90)
+    rows = [r for chunk in iter_conditions(later, model.spec, ps, jobs=2, chunk_size=4, cache_dir=tmp_path) for r in chunk]
+    assert pools == [2, 2] and len(rows) == 9
+    alone = [r for chunk in iter_conditions(later, model.spec, ps, chunk_size=4) for r in chunk]
+    assert all(np.array_equal(a[0], b[0], equal_nan=True) and a[1] == b[1] for a, b in zip(rows, alone))
+
+
 def test_evaluate_cli_uses_the_cache_folder_given(data, model_path, tmp_path):
     from forensics.cache import FeatureCache
 

@@ -130,7 +130,9 @@ def iter_conditions(
 ) -> Iterator[list[tuple[np.ndarray, list[str | None]]]]:
     """:func:`image_conditions` of every path, in order, one list per chunk of ``chunk_size`` images,
     computed by ``jobs`` worker processes (``-1``: one per CPU). With ``cache_dir``, features are read
-    from and written to the feature cache there (this process writes, after each chunk)."""
+    from and written to the feature cache there (this process writes, after each chunk). Chunks
+    whose features are all in the cache are read here, and the workers start only at the first chunk
+    with something to compute: starting them costs more than reading a cache."""
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
     jobs = _effective_jobs(jobs)
     with run_cache(cache_dir) as cache:
@@ -140,15 +142,39 @@ def iter_conditions(
                 cache.put_many({k: v for _, _, entries in results for k, v in entries.items()})
             return [(feats, errors) for feats, errors, _ in results]
 
+        def here(chunk):
+            return emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
+
         if jobs <= 1 or len(chunks) <= 1:
             for chunk in chunks:
-                yield emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
+                yield here(chunk)
+            return
+        start = 0
+        if cache is not None:
+            while start < len(chunks) and _all_cached(chunks[start], spec, perturbations, clean, cache):
+                yield here(chunks[start])
+                start += 1
+        if start == len(chunks):
             return
         from forensics.runtime import worker_pool
 
         with worker_pool(jobs, _init_worker, (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)) as pool:
-            for results in pool.map(_work, chunks):
+            for results in pool.map(_work, chunks[start:]):
                 yield emit(results)
+
+
+def _all_cached(paths: list[str], spec: FeatureSpec, perturbations: list[Perturbation], clean: bool,
+                cache: FeatureCache) -> bool:
+    """Whether every condition of every readable file in ``paths`` is in the cache (a file that
+    cannot be read counts as cached: it costs nothing to fail)."""
+    keys = []
+    for path in paths:
+        try:
+            sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        keys += [k for ks in condition_keys(spec, sha, perturbations, clean=clean) for k in ks.values()]
+    return len(cache.get_many(keys)) == len(set(keys))
 
 
 def condition_scores(

@@ -21,6 +21,7 @@ import numpy as np
 
 from forensics.cache import (
     FeatureCache,
+    all_cached,
     decode_record,
     decode_vector,
     encode_record,
@@ -301,7 +302,9 @@ def iter_features(
     spec : FeatureSpec
         Blocks, settings and pixel limit.
     jobs : int
-        Worker processes; 1 runs in this process. ``-1`` means one per CPU.
+        Worker processes; 1 runs in this process. ``-1`` means one per CPU. Leading chunks whose
+        features are all in the cache are read in this process; workers start at the first chunk
+        with something to compute.
     cache_dir : path-like or None
         Feature cache folder; ``None`` disables caching.
     progress : callable(n_done, n_total) or None
@@ -333,11 +336,18 @@ def iter_features(
                 results = [process_one(p, spec, cache) for p in chunk]
                 done = yield from _emit(results, cache, done, total, progress)
         else:
-            from forensics.runtime import worker_pool
+            chunks = list(_chunks(paths, chunk_size))
+            start = 0  # chunks all in the cache are read here: starting workers would cost more
+            while cache is not None and start < len(chunks) and all_cached(cache, chunks[start], lambda sha: spec.cache_keys(sha).values()):
+                results = [process_one(p, spec, cache) for p in chunks[start]]
+                done = yield from _emit(results, cache, done, total, progress)
+                start += 1
+            if start < len(chunks):
+                from forensics.runtime import worker_pool
 
-            with worker_pool(jobs, _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)) as pool:
-                for results in pool.map(_work_chunk, _chunks(paths, chunk_size)):
-                    done = yield from _emit(results, cache, done, total, progress)
+                with worker_pool(jobs, _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)) as pool:
+                    for results in pool.map(_work_chunk, chunks[start:]):
+                        done = yield from _emit(results, cache, done, total, progress)
 
 
 def _emit(results, cache, done, total, progress):

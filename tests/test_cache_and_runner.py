@@ -294,15 +294,28 @@ def test_jobs_2_gives_the_same_rows_as_jobs_1(tmp_path, demo_paths, broken):
             assert va == vb or (isinstance(va, float) and math.isnan(va) and math.isnan(vb)), k
 
 
-def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths):
+def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths, monkeypatch):
+    import forensics.runtime
+
+    pools = []
+    real_pool = forensics.runtime.worker_pool
+    monkeypatch.setattr(forensics.runtime, "worker_pool", lambda *a, **k: pools.append(a[0]) or real_pool(*a, **k))
     cache = tmp_path / "cache"
     paths = demo_paths[:20]
     first = _rows(paths, jobs=2, cache_dir=cache)
-    assert [r.n_computed for r in first] == [1] * 20
+    assert [r.n_computed for r in first] == [1] * 20 and pools == [2]
     assert len(FeatureCache(cache)) == 2 * 20  # written by the parent
     second = _rows(paths, jobs=2, cache_dir=cache)
-    assert [r.n_computed for r in second] == [0] * 20  # read by the workers
+    assert [r.n_computed for r in second] == [0] * 20
+    assert pools == [2]  # all cached: read in this process, no worker started for nothing
     for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.features, b.features)
+    # a cached first chunk (16 paths) is read here; the workers start for the chunk with new files
+    more = paths[:16] + demo_paths[20:24]
+    third = _rows(more, jobs=2, cache_dir=cache)
+    assert pools == [2, 2] and [r.n_computed for r in third] == [0] * 16 + [1] * 4
+    assert [r.path for r in third] == more
+    for a, b in zip(third, _rows(more, jobs=1)):
         np.testing.assert_array_equal(a.features, b.features)
 
 

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from forensics.cache import FeatureCache, run_cache
+from forensics.cache import FeatureCache, all_cached, run_cache
 from forensics.datasets import collect_labelled
 from forensics.errors import ImageLoadError, UsageError
 from forensics.extraction import FeatureSpec, _effective_jobs, _fill_blocks, features_for_array
@@ -151,7 +151,10 @@ def iter_conditions(
             return
         start = 0
         if cache is not None:
-            while start < len(chunks) and _all_cached(chunks[start], spec, perturbations, clean, cache):
+            def keys_of(sha):
+                return [k for ks in condition_keys(spec, sha, perturbations, clean=clean) for k in ks.values()]
+
+            while start < len(chunks) and all_cached(cache, chunks[start], keys_of):
                 yield here(chunks[start])
                 start += 1
         if start == len(chunks):
@@ -161,20 +164,6 @@ def iter_conditions(
         with worker_pool(jobs, _init_worker, (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)) as pool:
             for results in pool.map(_work, chunks[start:]):
                 yield emit(results)
-
-
-def _all_cached(paths: list[str], spec: FeatureSpec, perturbations: list[Perturbation], clean: bool,
-                cache: FeatureCache) -> bool:
-    """Whether every condition of every readable file in ``paths`` is in the cache (a file that
-    cannot be read counts as cached: it costs nothing to fail)."""
-    keys = []
-    for path in paths:
-        try:
-            sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        except OSError:
-            continue
-        keys += [k for ks in condition_keys(spec, sha, perturbations, clean=clean) for k in ks.values()]
-    return len(cache.get_many(keys)) == len(set(keys))
 
 
 def condition_scores(

@@ -179,11 +179,9 @@ def metrics_table(title: str, rows: list[tuple[str, dict, float]]):
     column is shown only when there are several rows."""
     from rich.table import Table
 
-    def finite(v) -> bool:
-        return isinstance(v, (int, float)) and math.isfinite(v)
+    from forensics.pipelines.metrics import auc_interval_text
 
-    intervals = [f"{label} {m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}" for label, m, _ in rows
-                 if finite(m.get("auc_ci_low")) and finite(m.get("auc_ci_high"))]
+    intervals = [f"{label} {auc_interval_text(m)}" for label, m, _ in rows if auc_interval_text(m)]
     caption = f"AUC 95 % confidence interval (DeLong; the number of images, not retraining): {'; '.join(intervals)}" if intervals else None
     table = Table(title=title, caption=caption, caption_justify="left")
     labelled = len(rows) > 1

@@ -46,6 +46,15 @@ def auc_confidence_interval(y_true, scores, level: float = AUC_CI_LEVEL) -> tupl
     return float(expit(centre - half)), float(expit(centre + half))
 
 
+def auc_interval_text(metrics: dict) -> str | None:
+    """``"low-high"`` of a metrics dict's AUC interval (3 decimals); ``None`` when it is missing, null
+    or NaN (cards written before intervals were recorded, one-class data)."""
+    low, high = metrics.get("auc_ci_low"), metrics.get("auc_ci_high")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+        return None
+    return f"{low:.3f}-{high:.3f}"
+
+
 def equal_error_rate(y_true, scores) -> float:
     """The error rate where the false-positive rate equals the false-negative rate (interpolated)."""
     y_true = np.asarray(y_true)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from forensics.pipelines.metrics import auc_interval_text
 from forensics.reports import html as H
 from forensics.reports import importance as imp
 from forensics.reports import plots
@@ -71,15 +71,7 @@ def _score_data(model, data, *, jobs, cache_dir, progress) -> _Scored:
 def _metrics_rows(label: str, m: dict | None) -> list:
     if not m:
         return [label] + ["-"] * len(_METRIC_COLUMNS)
-    return [label] + [_auc_interval(m) if k == "auc_ci" else m.get(k) for _, k in _METRIC_COLUMNS]
-
-
-def _auc_interval(m: dict) -> str:
-    """``low-high`` of the AUC's confidence interval; "-" for cards written before it was recorded."""
-    low, high = m.get("auc_ci_low"), m.get("auc_ci_high")
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return "-"
-    return f"{low:.3f}-{high:.3f}"
+    return [label] + [(auc_interval_text(m) or "-") if k == "auc_ci" else m.get(k) for _, k in _METRIC_COLUMNS]
 
 
 def build_report(

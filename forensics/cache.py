@@ -135,8 +135,8 @@ def run_cache(cache_dir: str | os.PathLike | None) -> Iterator[FeatureCache | No
 
 def all_cached(cache: FeatureCache, paths: list[str], keys_of: Callable[[str], Iterable[str]]) -> bool:
     """Whether the cache holds every key ``keys_of(sha256)`` of every file in ``paths``, hashing their
-    bytes. A file that cannot be read counts as cached: failing on it costs nothing. The batch runners
-    use it to read a warm cache in their own process rather than start workers for nothing."""
+    bytes. A file that cannot be read counts as cached: failing on it costs nothing. ``evaluate`` uses
+    it to read a warm cache in its own process rather than start workers for nothing."""
     keys: set[str] = set()
     for path in paths:
         try:

@@ -21,7 +21,6 @@ import numpy as np
 
 from forensics.cache import (
     FeatureCache,
-    all_cached,
     decode_record,
     decode_vector,
     encode_record,
@@ -118,8 +117,13 @@ def _empty_diag() -> dict:
     return {c: (None if c in ("format", "mode", "sha256") else math.nan) for c in DIAG_COLUMNS}
 
 
-def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tuple[Row, dict[str, bytes]]:
-    """Compute (or fetch from cache) all features of one file. Never raises for bad input."""
+def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None, *,
+                only_cached: bool = False) -> tuple[Row, dict[str, bytes]] | None:
+    """Compute (or fetch from cache) all features of one file. Never raises for bad input.
+
+    ``only_cached``: return ``None`` instead of decoding the image when anything (a block, the
+    diagnostics, the face box) is missing from the cache; a file that cannot be read still gets its
+    error row. The parallel runner reads the cached head of a run this way, each file once."""
     sizes = spec.block_sizes()
     total = sum(sizes.values())
     feats = np.full(total, np.nan)
@@ -152,6 +156,8 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None) -> tup
     errors: list[str] = []
     views = None
     if missing or diag is None or (spec.face_crop and face is None):
+        if only_cached:
+            return None
         try:
             image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
         except ImageLoadError as exc:
@@ -338,8 +344,10 @@ def iter_features(
         else:
             chunks = list(_chunks(paths, chunk_size))
             start = 0  # chunks all in the cache are read here: starting workers would cost more
-            while cache is not None and start < len(chunks) and all_cached(cache, chunks[start], lambda sha: spec.cache_keys(sha).values()):
-                results = [process_one(p, spec, cache) for p in chunks[start]]
+            while cache is not None and start < len(chunks):
+                results = [process_one(p, spec, cache, only_cached=True) for p in chunks[start]]
+                if any(r is None for r in results):  # something to compute: the workers take this chunk
+                    break
                 done = yield from _emit(results, cache, done, total, progress)
                 start += 1
             if start < len(chunks):

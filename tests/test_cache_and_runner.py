@@ -305,9 +305,14 @@ def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths, monkeypatch):
     first = _rows(paths, jobs=2, cache_dir=cache)
     assert [r.n_computed for r in first] == [1] * 20 and pools == [2]
     assert len(FeatureCache(cache)) == 2 * 20  # written by the parent
+    reads = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(str(self)) or real_read(self))
     second = _rows(paths, jobs=2, cache_dir=cache)
+    monkeypatch.setattr(Path, "read_bytes", real_read)
     assert [r.n_computed for r in second] == [0] * 20
     assert pools == [2]  # all cached: read in this process, no worker started for nothing
+    assert sorted(reads) == sorted(paths)  # each file read (and hashed) once
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.features, b.features)
     # a cached first chunk (16 paths) is read here; the workers start for the chunk with new files
@@ -317,6 +322,23 @@ def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths, monkeypatch):
     assert [r.path for r in third] == more
     for a, b in zip(third, _rows(more, jobs=1)):
         np.testing.assert_array_equal(a.features, b.features)
+
+
+def test_process_one_only_cached_never_decodes(tmp_path, demo_paths):
+    cache = FeatureCache(tmp_path / "cache")
+    spec = _color_spec()
+    path = demo_paths[0]
+    assert process_one(path, spec, cache, only_cached=True) is None  # nothing cached yet
+    row, new = process_one(path, spec, cache)
+    cache.put_many(new)
+    again, none_new = process_one(path, spec, cache, only_cached=True)
+    assert again.n_computed == 0 and none_new == {}
+    np.testing.assert_array_equal(again.features, row.features)
+    # a block the cache lacks: None again, although the diagnostics are cached
+    assert process_one(path, FeatureSpec.create("color,texture"), cache, only_cached=True) is None
+    # a file that cannot be read has nothing to compute: its error row comes back
+    missing, _ = process_one(str(tmp_path / "gone.jpg"), spec, cache, only_cached=True)
+    assert missing.error and np.isnan(missing.features).all()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -324,11 +324,20 @@ def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths, monkeypatch):
         np.testing.assert_array_equal(a.features, b.features)
 
 
-def test_process_one_only_cached_never_decodes(tmp_path, demo_paths):
+def test_process_one_only_cached_never_decodes(tmp_path, demo_paths, monkeypatch):
+    import forensics.extraction
+
     cache = FeatureCache(tmp_path / "cache")
     spec = _color_spec()
     path = demo_paths[0]
+    real_load = forensics.extraction.load_image_bytes
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(forensics.extraction, "load_image_bytes", no_decoding)
     assert process_one(path, spec, cache, only_cached=True) is None  # nothing cached yet
+    monkeypatch.setattr(forensics.extraction, "load_image_bytes", real_load)
     row, new = process_one(path, spec, cache)
     cache.put_many(new)
     again, none_new = process_one(path, spec, cache, only_cached=True)

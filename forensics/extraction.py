@@ -27,7 +27,7 @@ from forensics.cache import (
     encode_vector,
     run_cache,
 )
-from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
+from forensics.errors import ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS, diag_features
 from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, load_image_bytes
@@ -144,13 +144,9 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None, *,
     cached = cache.get_many(list(keys.values())) if cache is not None else {}
     new: dict[str, bytes] = {}
     diag = decode_record(cached[keys["diag"]]) if keys["diag"] in cached else None
-    if diag is not None and spec.max_pixels is not None and diag["width"] * diag["height"] > spec.max_pixels:
-        # The cache was filled under a higher limit: refuse exactly as the loader would.
-        exc = DecompressionBombError(
-            f"image declares {diag['width']}x{diag['height']} = {diag['width'] * diag['height']} pixels, over the "
-            f"limit of {spec.max_pixels} (possible decompression bomb); not decoded"
-        )
-        return Row(path, feats, diag, str(exc)), {}
+    refusal = over_limit_error(diag, spec)
+    if refusal is not None:
+        return Row(path, feats, diag, refusal), {}
     missing = [n for n in spec.blocks if keys[n] not in cached]
     face = decode_record(cached[keys["face"]]) if spec.face_crop and keys["face"] in cached else None
     errors: list[str] = []
@@ -178,6 +174,15 @@ def process_one(path: str, spec: FeatureSpec, cache: FeatureCache | None, *,
     face_box = _face_box_text(face) if spec.face_crop else None
     return Row(path, feats, diag, "; ".join(errors) or None, n_computed, face_box), new
 
+
+def over_limit_error(diag: dict | None, spec: FeatureSpec) -> str | None:
+    """The loader's :class:`~forensics.errors.DecompressionBombError` message for a file whose cached
+    ``diag`` record is over ``spec.max_pixels`` (``None`` when it is within the limit, or without a
+    record): the cache may have been filled under a higher limit, and must not let such a file through."""
+    if diag is None or spec.max_pixels is None or diag["width"] * diag["height"] <= spec.max_pixels:
+        return None
+    return (f"image declares {diag['width']}x{diag['height']} = {diag['width'] * diag['height']} pixels, over the "
+            f"limit of {spec.max_pixels} (possible decompression bomb); not decoded")
 
 
 def _fill_blocks(feats, views, spec, sizes, name, errors, *, cached=None, keys=None, new=None) -> int:

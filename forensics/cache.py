@@ -7,14 +7,13 @@ version invalidates them. Only the batch runner's parent process writes; workers
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -131,20 +130,6 @@ def run_cache(cache_dir: str | os.PathLike | None) -> Iterator[FeatureCache | No
         yield cache
     finally:
         cache.close()
-
-
-def all_cached(cache: FeatureCache, paths: list[str], keys_of: Callable[[str], Iterable[str]]) -> bool:
-    """Whether the cache holds every key ``keys_of(sha256)`` of every file in ``paths``, hashing their
-    bytes. A file that cannot be read counts as cached: failing on it costs nothing. ``evaluate`` uses
-    it to read a warm cache in its own process rather than start workers for nothing."""
-    keys: set[str] = set()
-    for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
-            continue
-        keys.update(keys_of(hashlib.sha256(data).hexdigest()))
-    return len(cache.get_many(sorted(keys))) == len(keys)
 
 
 def encode_vector(vec: np.ndarray) -> bytes:

@@ -232,7 +232,7 @@ def test_evaluate_reads_and_writes_the_cache(data, model_path, tmp_path, monkeyp
     calls = _count_computations(monkeypatch)
     first, _ = evaluate(model, [data], ps, cache_dir=tmp_path)
     assert len(calls) == n_images * 3 * n_blocks and first == plain
-    assert len(FeatureCache(tmp_path)) == n_images * 3 * n_blocks
+    assert len(FeatureCache(tmp_path)) == n_images * (3 * n_blocks + 1)  # + each file's diag record
     calls.clear()
     second, errors = evaluate(model, [data], ps, cache_dir=tmp_path)
     assert calls == [] and second == plain and not errors  # nothing computed twice
@@ -290,12 +290,100 @@ def test_evaluate_starts_workers_only_for_chunks_with_something_to_compute(data,
     assert all(np.array_equal(a[0], b[0], equal_nan=True) and a[1] == b[1] for a, b in zip(rows, alone))
 
 
+def _no_decoding(monkeypatch) -> None:
+    """Make evaluate's loader fail the test if it is called."""
+    from forensics.pipelines import evaluate as ev
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ev, "load_image_bytes", no_decoding)
+
+
+def test_a_warm_cache_evaluate_decodes_nothing(data, model_path, tmp_path, monkeypatch):
+    from forensics.model import ForensicModel
+    from forensics.pipelines.evaluate import condition_scores
+
+    model = ForensicModel.load(model_path)
+    paths = sorted(str(p) for p in data.rglob("*.jpg"))  # 24: three chunks of 8
+    ps = parse_perturbations("jpeg:75,resize:0.5")
+    cold, cold_errors = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
+    assert np.isfinite(cold).all() and not any(e for errs in cold_errors for e in errs)
+    _no_decoding(monkeypatch)
+    for jobs in (1, 2):
+        warm, errors = condition_scores(model, paths, ps, jobs=jobs, cache_dir=tmp_path)
+        np.testing.assert_array_equal(warm, cold)
+        assert errors == cold_errors
+
+
+def test_a_warm_cache_evaluate_reads_each_file_once(data, model_path, tmp_path, monkeypatch):
+    from forensics.model import ForensicModel
+    from forensics.pipelines.evaluate import condition_scores
+
+    model = ForensicModel.load(model_path)
+    paths = sorted(str(p) for p in data.rglob("*.jpg"))
+    ps = parse_perturbations("jpeg:75")
+    cold, _ = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
+    reads = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(str(self)) or real_read(self))
+    warm, _ = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
+    monkeypatch.setattr(Path, "read_bytes", real_read)
+    assert sorted(reads) == sorted(paths)  # each file read (and hashed) once, in this process
+    np.testing.assert_array_equal(warm, cold)
+
+
+def test_the_pixel_limit_applies_to_cached_images(data, model_path, tmp_path, monkeypatch):
+    import dataclasses
+
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    ps = parse_perturbations("jpeg:75,crop:0.8")
+    evaluate(model, [data], ps, cache_dir=tmp_path)  # the default limit: every image in the cache
+    strict = dataclasses.replace(model, spec=dataclasses.replace(model.spec, max_pixels=64 * 64 - 1))
+    uncached, loader_errors = evaluate(strict, [data], ps)  # the loader refuses every 64 x 64 image
+    assert len(loader_errors) == 1 and "possible decompression bomb" in next(iter(loader_errors))
+    _no_decoding(monkeypatch)
+    for jobs in (1, 2):
+        result, errors = evaluate(strict, [data], ps, jobs=jobs, cache_dir=tmp_path)
+        assert errors == loader_errors  # the same message, one per file (every condition has it)
+        assert all(m["n_failed"] == 24 for m in result.values())
+        assert result == uncached
+
+
+def test_cached_conditions_only_cached_returns_none_when_anything_is_missing(data, model_path, tmp_path, monkeypatch):
+    from forensics.cache import FeatureCache
+    from forensics.model import ForensicModel
+    from forensics.pipelines.evaluate import cached_conditions
+
+    spec = ForensicModel.load(model_path).spec
+    path = sorted(str(p) for p in data.rglob("*.jpg"))[0]
+    cache = FeatureCache(tmp_path / "cache")
+    ps = parse_perturbations("jpeg:75")
+    feats, errors, new = cached_conditions(path, spec, ps, cache=cache)
+    diag_key = [k for k in new if k.endswith(":diag:v1")]
+    assert len(diag_key) == 1 and len(new) == 2 * len(spec.blocks) + 1  # both conditions' blocks and the diag
+    cache.put_many({k: v for k, v in new.items() if k not in diag_key})
+    _no_decoding(monkeypatch)
+    assert cached_conditions(path, spec, ps, cache=cache, only_cached=True) is None  # the diag record is missing
+    cache.put_many({diag_key[0]: new[diag_key[0]]})
+    again, again_errors, none_new = cached_conditions(path, spec, ps, cache=cache, only_cached=True)
+    np.testing.assert_array_equal(again, feats)
+    assert again_errors == errors == [None, None] and none_new == {}
+    # a perturbation whose features are not cached: None, although the clean ones and the diag are
+    assert cached_conditions(path, spec, parse_perturbations("jpeg:75,jpeg:50"), cache=cache, only_cached=True) is None
+    # a file that cannot be read has nothing to compute: its error comes back in every condition
+    gone, gone_errors, _ = cached_conditions(str(tmp_path / "gone.jpg"), spec, ps, cache=cache, only_cached=True)
+    assert np.isnan(gone).all() and len(gone_errors) == 2 and all("cannot read file" in e for e in gone_errors)
+
+
 def test_evaluate_cli_uses_the_cache_folder_given(data, model_path, tmp_path):
     from forensics.cache import FeatureCache
 
     args = ["evaluate", str(model_path), str(data), "--perturb", "jpeg:75"]
     r = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "c")])
     assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
-    assert len(FeatureCache(tmp_path / "c")) == 24 * 2 * 2  # images x conditions x blocks
+    assert len(FeatureCache(tmp_path / "c")) == 24 * (2 * 2 + 1)  # images x (conditions x blocks + diag)
     r = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "n"), "--no-cache"])
     assert r.exit_code == 0 and not (tmp_path / "n").exists()

@@ -1,12 +1,13 @@
 """Held-out evaluation of a model on labelled data, clean and under perturbations.
 
-Each image is read and decoded once; its features are computed on the clean image and on each
-perturbed copy (JPEG re-compression, resizing, blur, cropping, noise; see :mod:`forensics.perturbations`),
-in memory. With a cache folder, the features of the clean image and of each perturbed copy are kept in
-the feature cache (a copy keyed by the file's hash and the perturbation), so a second run computes
-nothing it has computed before. Real and fake images get the same perturbations. Per condition: AUC,
-AP, balanced accuracy, accuracy on real and on fake at the model's threshold, EER, detection rate at
-1 % and 5 % false positives, Brier score.
+Each image is read once and decoded at most once; its features are computed on the clean image and on
+each perturbed copy (JPEG re-compression, resizing, blur, cropping, noise; see
+:mod:`forensics.perturbations`), in memory. With a cache folder, the features of the clean image and of
+each perturbed copy are kept in the feature cache (a copy keyed by the file's hash and the
+perturbation), so a second run computes nothing it has computed before, and decodes no image whose
+features are all cached. Real and fake images get the same perturbations. Per condition: AUC, AP,
+balanced accuracy, accuracy on real and on fake at the model's threshold, EER, detection rate at 1 %
+and 5 % false positives, Brier score.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from forensics.cache import FeatureCache, all_cached, run_cache
+from forensics.cache import FeatureCache, decode_record, encode_record, run_cache
 from forensics.datasets import collect_labelled
 from forensics.errors import ImageLoadError, UsageError
-from forensics.extraction import FeatureSpec, _effective_jobs, _fill_blocks, features_for_array
+from forensics.extraction import FeatureSpec, _effective_jobs, _fill_blocks, features_for_array, over_limit_error
+from forensics.features.diag import diag_features
 from forensics.loading import load_image_bytes
 from forensics.perturbations import Perturbation
 from forensics.pipelines.metrics import detection_metrics
@@ -60,34 +62,57 @@ def condition_keys(spec: FeatureSpec, sha256: str, perturbations: list[Perturbat
 
 
 def cached_conditions(path: str, spec: FeatureSpec, perturbations: list[Perturbation], *, clean: bool = True,
-                      cache: FeatureCache | None = None) -> tuple[np.ndarray, list[str | None], dict[str, bytes]]:
+                      cache: FeatureCache | None = None, only_cached: bool = False
+                      ) -> tuple[np.ndarray, list[str | None], dict[str, bytes]] | None:
     """:func:`image_conditions` with a feature cache: returns the features, the errors and the new
-    cache entries (``{key: bytes}``) of the blocks computed here, for the caller to write (workers
-    open the cache read-only). The file is always read and decoded, so that an unreadable file or
-    one over the pixel limit fails as it would without the cache; a condition whose blocks are all
-    cached is neither perturbed nor computed."""
+    cache entries (``{key: bytes}``) of what was computed here, for the caller to write (workers open
+    the cache read-only). The file is read and hashed once, and decoded only when the cache lacks a
+    block of some condition or the file's diagnostics record (which is then added to the new entries,
+    as :func:`~forensics.extraction.process_one` does). As there, a file whose cached record is over
+    ``spec.max_pixels`` gets the loader's decompression-bomb error in every condition, so the cache
+    never lets it through; a file that cannot be read or decoded gets its error in every condition and
+    nothing cached. A condition whose blocks are all cached is neither perturbed nor computed.
+
+    ``only_cached``: return ``None`` instead of decoding when anything is missing from the cache; a
+    file that cannot be read still gets its result. :func:`iter_conditions` reads the cached head of a
+    parallel run this way, each file once."""
     sizes = spec.block_sizes()
     first = 1 if clean else 0
     n_cond = first + len(perturbations)
     feats = np.full((n_cond, sum(sizes.values())), np.nan)
     try:
         data = Path(path).read_bytes()
-        image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
-    except ImageLoadError as exc:
-        return feats, [str(exc)] * n_cond, {}
     except OSError as exc:
         msg = f"cannot read file: {exc.strerror or exc}"
         return feats, [msg] * n_cond, {}
     keys = [None] * n_cond
     cached: dict[str, bytes] = {}
+    diag_key = diag = None
     if cache is not None:
-        keys = condition_keys(spec, hashlib.sha256(data).hexdigest(), perturbations, clean=clean)
-        cached = cache.get_many([k for ks in keys for k in ks.values()])
+        sha = hashlib.sha256(data).hexdigest()
+        keys = condition_keys(spec, sha, perturbations, clean=clean)
+        diag_key = spec.cache_keys(sha)["diag"]
+        cached = cache.get_many([diag_key] + [k for ks in keys for k in ks.values()])
+        diag = decode_record(cached[diag_key]) if diag_key in cached else None
+    refusal = over_limit_error(diag, spec)
+    if refusal is not None:
+        return feats, [refusal] * n_cond, {}
+    complete = [ks is not None and all(k in cached for k in ks.values()) for ks in keys]
     new: dict[str, bytes] = {}
+    image = None
+    if diag is None or not all(complete):
+        if only_cached:
+            return None
+        try:
+            image = load_image_bytes(data, max_pixels=spec.max_pixels, name=path)
+        except ImageLoadError as exc:
+            return feats, [str(exc)] * n_cond, {}
+        if diag_key is not None and diag is None:
+            new[diag_key] = encode_record(diag_features(image))
     errors: list[str | None] = []
     for i in range(n_cond):
         p = perturbations[i - first] if i >= first else None
-        if keys[i] is not None and all(k in cached for k in keys[i].values()):  # nothing to compute
+        if complete[i]:  # nothing to compute
             _fill_blocks(feats[i], None, spec, sizes, path, [], cached=cached, keys=keys[i])
             errors.append(None)
             continue
@@ -131,8 +156,9 @@ def iter_conditions(
     """:func:`image_conditions` of every path, in order, one list per chunk of ``chunk_size`` images,
     computed by ``jobs`` worker processes (``-1``: one per CPU). With ``cache_dir``, features are read
     from and written to the feature cache there (this process writes, after each chunk). Chunks
-    whose features are all in the cache are read here, and the workers start only at the first chunk
-    with something to compute: starting them costs more than reading a cache."""
+    whose features are all in the cache are read here (each file once, none decoded), and the workers
+    start only at the first chunk with something to compute: starting them costs more than reading a
+    cache."""
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
     jobs = _effective_jobs(jobs)
     with run_cache(cache_dir) as cache:
@@ -142,21 +168,18 @@ def iter_conditions(
                 cache.put_many({k: v for _, _, entries in results for k, v in entries.items()})
             return [(feats, errors) for feats, errors, _ in results]
 
-        def here(chunk):
-            return emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
-
         if jobs <= 1 or len(chunks) <= 1:
             for chunk in chunks:
-                yield here(chunk)
+                yield emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
             return
-        start = 0
-        if cache is not None:
-            def keys_of(sha):
-                return [k for ks in condition_keys(spec, sha, perturbations, clean=clean) for k in ks.values()]
-
-            while start < len(chunks) and all_cached(cache, chunks[start], keys_of):
-                yield here(chunks[start])
-                start += 1
+        start = 0  # chunks all in the cache are read here: starting workers would cost more
+        while cache is not None and start < len(chunks):
+            results = [cached_conditions(p, spec, perturbations, clean=clean, cache=cache, only_cached=True)
+                       for p in chunks[start]]
+            if any(r is None for r in results):  # something to compute: the workers take this chunk
+                break
+            yield emit(results)
+            start += 1
         if start == len(chunks):
             return
         from forensics.runtime import worker_pool

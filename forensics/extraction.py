@@ -27,10 +27,10 @@ from forensics.cache import (
     encode_vector,
     run_cache,
 )
-from forensics.errors import ForensicsError, ImageLoadError, UsageError
+from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS, diag_features
-from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, load_image_bytes
+from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, check_pixel_limit, load_image_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,13 @@ def over_limit_error(diag: dict | None, spec: FeatureSpec) -> str | None:
     """The loader's :class:`~forensics.errors.DecompressionBombError` message for a file whose cached
     ``diag`` record is over ``spec.max_pixels`` (``None`` when it is within the limit, or without a
     record): the cache may have been filled under a higher limit, and must not let such a file through."""
-    if diag is None or spec.max_pixels is None or diag["width"] * diag["height"] <= spec.max_pixels:
+    if diag is None:
         return None
-    return (f"image declares {diag['width']}x{diag['height']} = {diag['width'] * diag['height']} pixels, over the "
-            f"limit of {spec.max_pixels} (possible decompression bomb); not decoded")
+    try:
+        check_pixel_limit(diag["width"], diag["height"], spec.max_pixels)
+    except DecompressionBombError as exc:
+        return str(exc)
+    return None
 
 
 def _fill_blocks(feats, views, spec, sizes, name, errors, *, cached=None, keys=None, new=None) -> int:

@@ -200,6 +200,17 @@ def array_to_rgb8(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def check_pixel_limit(width: int, height: int, max_pixels: int | None) -> None:
+    """Raise :class:`~forensics.errors.DecompressionBombError` when ``width x height`` is over
+    ``max_pixels`` (``None``: no limit). The loader checks the declared size before decoding; the
+    feature cache checks a cached file's recorded size with the same message."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise DecompressionBombError(
+            f"image declares {width}x{height} = {width * height} pixels, over the limit of "
+            f"{max_pixels} (possible decompression bomb); not decoded"
+        )
+
+
 def load_image_bytes(
     data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
 ) -> LoadedImage:
@@ -217,11 +228,7 @@ def load_image_bytes(
         width, height = img.size
         if width <= 0 or height <= 0:
             raise ImageLoadError(f"invalid image size {width}x{height}")
-        if max_pixels is not None and width * height > max_pixels:
-            raise DecompressionBombError(
-                f"image declares {width}x{height} = {width * height} pixels, over the limit of "
-                f"{max_pixels} (possible decompression bomb); not decoded"
-            )
+        check_pixel_limit(width, height, max_pixels)
         fmt = img.format or "UNKNOWN"
         mode = img.mode
         try:

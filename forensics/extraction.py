@@ -27,10 +27,10 @@ from forensics.cache import (
     encode_vector,
     run_cache,
 )
-from forensics.errors import DecompressionBombError, ForensicsError, ImageLoadError, UsageError
+from forensics.errors import ForensicsError, ImageLoadError, UsageError
 from forensics.features.base import ImageViews, get_block, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS, diag_features
-from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, check_pixel_limit, load_image_bytes
+from forensics.loading import DEFAULT_MAX_PIXELS, LoadedImage, as_loaded, load_image_bytes, over_pixel_limit
 
 logger = logging.getLogger(__name__)
 
@@ -179,13 +179,7 @@ def over_limit_error(diag: dict | None, spec: FeatureSpec) -> str | None:
     """The loader's :class:`~forensics.errors.DecompressionBombError` message for a file whose cached
     ``diag`` record is over ``spec.max_pixels`` (``None`` when it is within the limit, or without a
     record): the cache may have been filled under a higher limit, and must not let such a file through."""
-    if diag is None:
-        return None
-    try:
-        check_pixel_limit(diag["width"], diag["height"], spec.max_pixels)
-    except DecompressionBombError as exc:
-        return str(exc)
-    return None
+    return None if diag is None else over_pixel_limit(diag["width"], diag["height"], spec.max_pixels)
 
 
 def _fill_blocks(feats, views, spec, sizes, name, errors, *, cached=None, keys=None, new=None) -> int:
@@ -350,20 +344,12 @@ def iter_features(
                 results = [process_one(p, spec, cache) for p in chunk]
                 done = yield from _emit(results, cache, done, total, progress)
         else:
-            chunks = list(_chunks(paths, chunk_size))
-            start = 0  # chunks all in the cache are read here: starting workers would cost more
-            while cache is not None and start < len(chunks):
-                results = [process_one(p, spec, cache, only_cached=True) for p in chunks[start]]
-                if any(r is None for r in results):  # something to compute: the workers take this chunk
-                    break
-                done = yield from _emit(results, cache, done, total, progress)
-                start += 1
-            if start < len(chunks):
-                from forensics.runtime import worker_pool
+            from forensics.runtime import map_chunks_cache_first
 
-                with worker_pool(jobs, _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)) as pool:
-                    for results in pool.map(_work_chunk, chunks[start:]):
-                        done = yield from _emit(results, cache, done, total, progress)
+            read_cached = None if cache is None else (lambda p: process_one(p, spec, cache, only_cached=True))
+            for results in map_chunks_cache_first(list(_chunks(paths, chunk_size)), read_cached, jobs, _work_chunk,
+                                                  _init_worker, (spec, str(cache_dir) if cache_dir is not None else None)):
+                done = yield from _emit(results, cache, done, total, progress)
 
 
 def _emit(results, cache, done, total, progress):

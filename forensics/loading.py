@@ -200,15 +200,14 @@ def array_to_rgb8(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def check_pixel_limit(width: int, height: int, max_pixels: int | None) -> None:
-    """Raise :class:`~forensics.errors.DecompressionBombError` when ``width x height`` is over
-    ``max_pixels`` (``None``: no limit). The loader checks the declared size before decoding; the
-    feature cache checks a cached file's recorded size with the same message."""
-    if max_pixels is not None and width * height > max_pixels:
-        raise DecompressionBombError(
-            f"image declares {width}x{height} = {width * height} pixels, over the limit of "
-            f"{max_pixels} (possible decompression bomb); not decoded"
-        )
+def over_pixel_limit(width: int, height: int, max_pixels: int | None) -> str | None:
+    """The decompression-bomb message for an image of ``width x height`` over ``max_pixels``, else
+    ``None`` (``max_pixels`` ``None``: no limit). The loader raises it before decoding; the feature
+    cache gives it for a cached file's recorded size."""
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return (f"image declares {width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
+            "(possible decompression bomb); not decoded")
 
 
 def load_image_bytes(
@@ -228,7 +227,9 @@ def load_image_bytes(
         width, height = img.size
         if width <= 0 or height <= 0:
             raise ImageLoadError(f"invalid image size {width}x{height}")
-        check_pixel_limit(width, height, max_pixels)
+        refusal = over_pixel_limit(width, height, max_pixels)
+        if refusal is not None:
+            raise DecompressionBombError(refusal)
         fmt = img.format or "UNKNOWN"
         mode = img.mode
         try:

@@ -18,6 +18,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +59,22 @@ def worker_pool(jobs: int, initializer=None, initargs: tuple = ()) -> ProcessPoo
     ctx = get_context("forkserver" if os.name == "posix" else "spawn")
     return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_start_worker,
                                initargs=(initializer, tuple(initargs)))
+
+
+def map_chunks_cache_first(chunks: list[list], read_cached: Callable | None, jobs: int, work: Callable,
+                           initializer=None, initargs: tuple = ()) -> Iterator[list]:
+    """Each chunk's list of results, in order. Leading chunks whose every item ``read_cached(item)``
+    answers (anything but ``None``: a cache hit, or an error that costs nothing) are answered here; from
+    the first chunk with something to compute on, ``jobs`` worker processes (:func:`worker_pool`) run
+    ``work(chunk)`` on the rest, that chunk included. Starting workers costs more than reading a cache,
+    so a fully cached run starts none. ``read_cached`` ``None``: every chunk goes to the workers."""
+    start = 0
+    while read_cached is not None and start < len(chunks):
+        results = [read_cached(item) for item in chunks[start]]
+        if any(r is None for r in results):
+            break
+        yield results
+        start += 1
+    if start < len(chunks):
+        with worker_pool(jobs, initializer, initargs) as pool:
+            yield from pool.map(work, chunks[start:])

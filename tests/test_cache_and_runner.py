@@ -22,6 +22,7 @@ from forensics.extraction import FeatureSpec, Row, extract_features, iter_featur
 from forensics.features import base
 from forensics.features.base import FeatureBlock, feature_names, resolve_blocks
 from forensics.features.diag import DIAG_COLUMNS
+from io_utils import counting_reads, forbid_decoding
 
 
 @pytest.fixture(scope="module")
@@ -305,11 +306,8 @@ def test_jobs_2_reads_and_fills_the_cache(tmp_path, demo_paths, monkeypatch):
     first = _rows(paths, jobs=2, cache_dir=cache)
     assert [r.n_computed for r in first] == [1] * 20 and pools == [2]
     assert len(FeatureCache(cache)) == 2 * 20  # written by the parent
-    reads = []
-    real_read = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(str(self)) or real_read(self))
-    second = _rows(paths, jobs=2, cache_dir=cache)
-    monkeypatch.setattr(Path, "read_bytes", real_read)
+    with counting_reads(monkeypatch) as reads:
+        second = _rows(paths, jobs=2, cache_dir=cache)
     assert [r.n_computed for r in second] == [0] * 20
     assert pools == [2]  # all cached: read in this process, no worker started for nothing
     assert sorted(reads) == sorted(paths)  # each file read (and hashed) once
@@ -331,11 +329,7 @@ def test_process_one_only_cached_never_decodes(tmp_path, demo_paths, monkeypatch
     spec = _color_spec()
     path = demo_paths[0]
     real_load = forensics.extraction.load_image_bytes
-
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("decoded")
-
-    monkeypatch.setattr(forensics.extraction, "load_image_bytes", no_decoding)
+    forbid_decoding(monkeypatch, forensics.extraction)
     assert process_one(path, spec, cache, only_cached=True) is None  # nothing cached yet
     monkeypatch.setattr(forensics.extraction, "load_image_bytes", real_load)
     row, new = process_one(path, spec, cache)

@@ -28,6 +28,7 @@ from forensics.perturbations import (
 )
 from forensics.pipelines.evaluate import CLEAN, evaluate
 from forensics.pipelines.metrics import detection_metrics
+from io_utils import counting_reads, forbid_decoding
 
 runner = CliRunner()
 METRIC_KEYS = {"auc", "auc_ci_low", "auc_ci_high", "ap", "balanced_accuracy", "acc_real", "acc_fake", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "brier", "n", "n_failed"}
@@ -291,13 +292,9 @@ def test_evaluate_starts_workers_only_for_chunks_with_something_to_compute(data,
 
 
 def _no_decoding(monkeypatch) -> None:
-    """Make evaluate's loader fail the test if it is called."""
     from forensics.pipelines import evaluate as ev
 
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("decoded")
-
-    monkeypatch.setattr(ev, "load_image_bytes", no_decoding)
+    forbid_decoding(monkeypatch, ev)
 
 
 def test_a_warm_cache_evaluate_decodes_nothing(data, model_path, tmp_path, monkeypatch):
@@ -324,11 +321,8 @@ def test_a_warm_cache_evaluate_reads_each_file_once(data, model_path, tmp_path, 
     paths = sorted(str(p) for p in data.rglob("*.jpg"))
     ps = parse_perturbations("jpeg:75")
     cold, _ = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
-    reads = []
-    real_read = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(str(self)) or real_read(self))
-    warm, _ = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
-    monkeypatch.setattr(Path, "read_bytes", real_read)
+    with counting_reads(monkeypatch) as reads:
+        warm, _ = condition_scores(model, paths, ps, jobs=2, cache_dir=tmp_path)
     assert sorted(reads) == sorted(paths)  # each file read (and hashed) once, in this process
     np.testing.assert_array_equal(warm, cold)
 

@@ -172,21 +172,13 @@ def iter_conditions(
             for chunk in chunks:
                 yield emit([cached_conditions(p, spec, perturbations, clean=clean, cache=cache) for p in chunk])
             return
-        start = 0  # chunks all in the cache are read here: starting workers would cost more
-        while cache is not None and start < len(chunks):
-            results = [cached_conditions(p, spec, perturbations, clean=clean, cache=cache, only_cached=True)
-                       for p in chunks[start]]
-            if any(r is None for r in results):  # something to compute: the workers take this chunk
-                break
-            yield emit(results)
-            start += 1
-        if start == len(chunks):
-            return
-        from forensics.runtime import worker_pool
+        from forensics.runtime import map_chunks_cache_first
 
-        with worker_pool(jobs, _init_worker, (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)) as pool:
-            for results in pool.map(_work, chunks[start:]):
-                yield emit(results)
+        read_cached = None if cache is None else (
+            lambda p: cached_conditions(p, spec, perturbations, clean=clean, cache=cache, only_cached=True))
+        init_args = (spec, perturbations, clean, str(cache_dir) if cache_dir is not None else None)
+        for results in map_chunks_cache_first(chunks, read_cached, jobs, _work, _init_worker, init_args):
+            yield emit(results)
 
 
 def condition_scores(

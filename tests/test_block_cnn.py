@@ -110,16 +110,46 @@ def test_block_contract_and_batch_path(backend):
     np.testing.assert_array_equal(get_block("cnn").compute(imgs[0]), one[0])  # deterministic
 
 
+@pytest.mark.parametrize("layers", ["last", "stages"])
 @needs_ort
-def test_onnx_runtime_matches_torch(monkeypatch):
+def test_onnx_runtime_matches_torch(monkeypatch, layers):
     imgs = [data.chelsea(), data.rocket()]
     out = {}
     for b in ("torch", "onnx"):
         monkeypatch.setenv(cnn.BACKEND_ENV, b)
         cnn.clear_backbones()
-        out[b] = cnn.cnn_features_batch(imgs)
+        out[b] = cnn.cnn_features_batch(imgs, layers=layers)
+        assert cnn.get_backbone(None, layers).runtime == ("torch" if b == "torch" else "onnxruntime")
     cnn.clear_backbones()
+    assert out["torch"].shape == (2, 1280 if layers == "last" else 1728)
     np.testing.assert_allclose(out["onnx"], out["torch"], atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnx", marks=needs_ort)], indirect=True)
+def test_stages_are_statistics_of_the_inner_blocks(backend):
+    """Reference: forward hooks on the full classifier's blocks, statistics in NumPy (float64)."""
+    net = cnn.load_efficientnet_lite0(head=True)
+    taps = {}
+    for b in cnn.STAGE_BLOCKS:
+        net._blocks[b].register_forward_hook(lambda mod, inp, out, b=b: taps.__setitem__(b, out[0].double().numpy()))
+    imgs = [data.chelsea(), data.astronaut()[:100, :300]]
+    got = cnn.cnn_features_batch(imgs, layers="stages", batch_size=2)
+    names = get_block("cnn").feature_names({"layers": "stages"})
+    for i, im in enumerate(imgs):
+        with torch.inference_mode():
+            net(torch.from_numpy(cnn.preprocess(im)[None]))
+        ref = {}
+        for b, w in zip(cnn.STAGE_BLOCKS, cnn.STAGE_WIDTHS):
+            a = taps[b].reshape(w, -1)
+            assert a.shape[1] == {2: 56, 4: 28, 7: 14, 10: 14, 15: 7}[b] ** 2
+            ref.update({f"cnn__b{b:02d}_mean_{c:03d}": v for c, v in enumerate(a.mean(1))})
+            ref.update({f"cnn__b{b:02d}_std_{c:03d}": v for c, v in enumerate(a.std(1))})
+            ref.update({f"cnn__b{b:02d}_max_{c:03d}": v for c, v in enumerate(a.max(1))})
+        np.testing.assert_allclose(got[i], [ref[n] for n in names], atol=2e-4, rtol=1e-4)
+        np.testing.assert_array_equal(get_block("cnn").compute(im, {"layers": "stages"}), got[i])
+    assert cnn.cnn_features_batch([], layers="stages").shape == (0, 1728)
+    info = get_block("cnn").card_info(**get_block("cnn").resolve_settings({"layers": "stages"}))
+    assert "1728-d" in info["features"] and "2, 4, 7, 10, 15" in info["features"]
 
 
 @pytest.mark.parametrize("backend", ["torch", "auto"], indirect=True)
@@ -194,6 +224,13 @@ def test_own_onnx_backbone(tiny_onnx):
     assert info["backbone"] == "user ONNX model" and len(info["onnx_sha256"]) == 64
 
 
+def test_bad_layers_fail_before_the_batch(tiny_onnx):
+    with pytest.raises(UsageError, match="cannot be used with onnx_path"):
+        FeatureSpec.create("cnn", {"cnn": {"onnx_path": str(tiny_onnx), "dim": 8, "layers": "stages"}})
+    with pytest.raises(UsageError, match="layers must be one of"):
+        FeatureSpec.create("cnn", {"cnn": {"layers": "head"}})
+
+
 def test_bad_backbone_settings_fail_before_the_batch(tiny_onnx, tmp_path):
     with pytest.raises(UsageError, match="cnn.dim=1280; set cnn.dim"):
         FeatureSpec.create("cnn", {"cnn": {"onnx_path": str(tiny_onnx)}})  # gives 8 features, not 1280
@@ -264,3 +301,23 @@ def test_cli_extract_train_score(small_set, tmp_path, blocks):
     _run("--quiet", "score", model, small_set, "--out", scores, "--cache-dir", cache)
     out = pd.read_csv(scores)
     assert len(out) == 12 and out["prob_fake"].notna().all()
+
+
+def test_cli_stages_train_and_score(small_set, tmp_path):
+    cache = tmp_path / "cache"
+    model = tmp_path / "m.skops"
+    _run("--quiet", "train", small_set, "--model", model, "--blocks", "cnn", "--set", "cnn.layers=stages",
+         "--classifier", "logreg", "--folds", "3", "--cache-dir", cache)
+    m = ForensicModel.load(model)
+    assert m.spec.settings["cnn"]["layers"] == "stages"
+    assert m.card["n_features"] == 1728
+    assert m.card["block_info"]["cnn"]["features"].startswith("1728-d")
+    scores = tmp_path / "scores.csv"
+    _run("--quiet", "score", model, small_set, "--out", scores, "--cache-dir", cache)
+    out = pd.read_csv(scores)
+    assert len(out) == 12 and out["prob_fake"].notna().all()
+    # extract with the same settings writes the stage columns, under their names.
+    table = tmp_path / "f.parquet"
+    _run("--quiet", "extract", small_set, "--out", table, "--blocks", "cnn", "--set", "cnn.layers=stages", "--cache-dir", cache)
+    cols = [c for c in pq.read_table(table).column_names if c.startswith("cnn__")]
+    assert cols == get_block("cnn").feature_names({"layers": "stages"})

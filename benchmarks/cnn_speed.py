@@ -6,7 +6,8 @@ that folder is there, else scikit-image's bundled photographs (repeated). Measur
   - preprocessing alone (centre crop, resize to 224, scaling);
   - PyTorch at batch size 1 and at each of ``--batch`` (inference mode, channels-last);
   - ONNX Runtime at batch size 1 (the block's default runtime when onnxruntime is installed);
-  - the block per image, as the batch runner calls it (preprocessing + the default runtime).
+  - the block per image, as the batch runner calls it (preprocessing + the default runtime), with the
+    default ``layers="last"`` and with ``layers="stages"``.
 Decoding the file is not included (every block shares it). Wall and CPU time are both printed.
 
 Usage:  python benchmarks/cnn_speed.py [--data ../shared/data/faces-stylegan] [--n 64] [--threads 1] [--batch 4,32]
@@ -106,6 +107,11 @@ def main(argv=None) -> int:
     run = ob if ob is not None else tb
     rows.append((f"block per image (preprocessing + {run.runtime}, batch 1)",
                  per_image(lambda im: run(cnn.preprocess(im)[None]), imgs, args.repeat)))
+    # layers=stages: the network up to its last MBConv block, five blocks' channels summarised
+    st = cnn._OnnxBackbone(cnn.exported_onnx_path(layers="stages"), threads=args.threads) if ob is not None \
+        else cnn._TorchBackbone(layers="stages")
+    rows.append((f"block per image, layers=stages (preprocessing + {st.runtime}, batch 1)",
+                 per_image(lambda im: st(cnn.preprocess(im)[None]), imgs, args.repeat)))
 
     print(f"\n| step | wall ms/image | CPU ms/image |\n|---|---|---|")
     for name, (wall, cpu) in rows:

@@ -33,8 +33,8 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
    by the mean, standard deviation and maximum over the positions: 1728 features named
    ``cnn__b<block>_<stat>_<channel>``. The inner layers keep the local texture that the last layer has
    averaged into object categories; they separate the StyleGAN faces and CIFAKE's images much better
-   than the last layer does, and transfer worse from one kind of fake to another (README, "Optional
-   CNN block").
+   than the last layer does, but transfer worse from one kind of fake to another and call far more
+   real photographs from other cameras fake (README, "Optional CNN block"): ``last`` is the default.
 
 Speed and runtimes
 ------------------
@@ -417,6 +417,11 @@ def _stage_width() -> int:
     return len(STAGE_STATS) * sum(STAGE_WIDTHS)
 
 
+def _width(dim: int, layers: str) -> int:
+    """Number of features for these settings."""
+    return _stage_width() if layers == "stages" else dim
+
+
 def _check_dim(dim) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
@@ -425,9 +430,7 @@ def _check_dim(dim) -> int:
 
 def _run(batch: np.ndarray, onnx_path, dim: int, layers: str = "last") -> np.ndarray:
     out = get_backbone(onnx_path, layers)(batch)
-    if layers == "stages":
-        return out
-    if out.ndim != 2 or out.shape[1] != dim:
+    if out.ndim != 2 or out.shape[1] != _width(dim, layers):
         what = f"ONNX model {onnx_path}" if onnx_path else "the bundled backbone"
         raise ValueError(f"{what} gives features of shape {tuple(out.shape[1:])} but cnn.dim={dim}; set cnn.dim to its width")
     return out
@@ -526,8 +529,7 @@ def cnn_features_batch(images, *, onnx_path: str | None = None, dim: int = DIM, 
             batch = []
     if batch:
         out.append(_run(np.stack(batch), onnx_path, dim, layers))
-    width = _stage_width() if layers == "stages" else dim
-    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, _width(dim, layers)), np.float32)
 
 
 cnn_names = _names

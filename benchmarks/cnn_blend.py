@@ -61,6 +61,11 @@ def linear(C: float) -> Pipeline:
                      ("clf", LogisticRegression(C=C, max_iter=5000))])
 
 
+def model_for(name: str, C: float, jobs: int):
+    """The default XGBoost pipeline for ``xgb``, else the logistic regression."""
+    return build_pipeline("xgb", random_state=0, n_jobs=jobs) if name == "xgb" else linear(C)
+
+
 def rank_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (rankdata(a) + rankdata(b)) / (2 * len(a))
 
@@ -105,13 +110,11 @@ def main(argv=None) -> int:
             ok &= ~np.all(np.isnan(X), axis=1)
         Xs = {k: X[ok] for k, X in Xs.items()}
         y = y[ok]
-        data[s] = (Xs, y)
         w = balanced_weights(y)
         oof = {}
         for name, X in Xs.items():
             t0 = time.perf_counter()
-            model = build_pipeline("xgb", random_state=0, n_jobs=args.jobs) if name == "xgb" else linear(args.C)
-            oof[name] = cross_validated_scores(model, X, y, n_splits=5, random_state=0, sample_weight=w)
+            oof[name] = cross_validated_scores(model_for(name, args.C, args.jobs), X, y, n_splits=5, random_state=0, sample_weight=w)
             print(f"# {s} {name}: {X.shape[1]} features, CV AUC {detection_metrics(y, oof[name])['auc']:.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
         r = {name: detection_metrics(y, p)["auc"] for name, p in oof.items()}
@@ -120,17 +123,16 @@ def main(argv=None) -> int:
             r[f"mean-{lay}"] = detection_metrics(y, (a + b) / 2)["auc"]
             r[f"rank-{lay}"] = detection_metrics(y, rank_mean(a, b))["auc"]
         results["sets"][s] = {"n": int(len(y)), "cv_auc": r}
+        data[s] = (Xs, y, oof)
 
     if "faces-stylegan" in data and "faces-photoshop" in data:
-        (Xa, ya), (Xb, yb) = data["faces-stylegan"], data["faces-photoshop"]
+        (Xa, ya, oofa), (Xb, yb, _) = data["faces-stylegan"], data["faces-photoshop"]
         wa = balanced_weights(ya)
         real = yb == 0
-        probs, thr = {}, {}
+        probs = {}  # name: (out-of-fold scores on faces-stylegan, scores of photoshop's real faces)
         for name in Xa:
-            model = build_pipeline("xgb", random_state=0, n_jobs=args.jobs) if name == "xgb" else linear(args.C)
-            oof = cross_validated_scores(model, Xa[name], ya, n_splits=5, random_state=0, sample_weight=wa)
-            fitted = model.fit(Xa[name], ya, clf__sample_weight=wa)
-            probs[name] = (oof, fitted.predict_proba(Xb[name][real])[:, 1])
+            fitted = model_for(name, args.C, args.jobs).fit(Xa[name], ya, clf__sample_weight=wa)
+            probs[name] = (oofa[name], fitted.predict_proba(Xb[name][real])[:, 1])
         fpr = {name: float((p >= choose_threshold(ya, o)).mean()) for name, (o, p) in probs.items()}
         for lay in layers:
             o = (probs["xgb"][0] + probs[f"lr-{lay}"][0]) / 2
@@ -147,9 +149,8 @@ def main(argv=None) -> int:
             yte = data[s][1]
             p = {}
             for name in data[s][0]:
-                model = build_pipeline("xgb", random_state=0, n_jobs=args.jobs) if name == "xgb" else linear(args.C)
                 Xtr = np.vstack([data[o][0][name] for o in others])
-                p[name] = model.fit(Xtr, ytr, clf__sample_weight=wtr).predict_proba(data[s][0][name])[:, 1]
+                p[name] = model_for(name, args.C, args.jobs).fit(Xtr, ytr, clf__sample_weight=wtr).predict_proba(data[s][0][name])[:, 1]
             loso[s] = {name: detection_metrics(yte, q)["auc"] for name, q in p.items()}
             for lay in layers:
                 loso[s][f"mean-{lay}"] = detection_metrics(yte, (p["xgb"] + p[f"lr-{lay}"]) / 2)["auc"]

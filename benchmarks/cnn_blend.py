@@ -38,10 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scipy.stats import rankdata  # noqa: E402
-from sklearn.impute import SimpleImputer  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from forensics.datasets import collect_labelled  # noqa: E402
 from forensics.extraction import FeatureSpec, iter_features  # noqa: E402
@@ -56,14 +52,11 @@ def features(paths, spec: FeatureSpec, *, jobs: int, cache_dir) -> np.ndarray:
     return np.vstack([r.features for r in rows])
 
 
-def linear(C: float) -> Pipeline:
-    return Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler()),
-                     ("clf", LogisticRegression(C=C, max_iter=5000))])
-
-
 def model_for(name: str, C: float, jobs: int):
     """The default XGBoost pipeline for ``xgb``, else the logistic regression."""
-    return build_pipeline("xgb", random_state=0, n_jobs=jobs) if name == "xgb" else linear(C)
+    if name == "xgb":
+        return build_pipeline("xgb", random_state=0, n_jobs=jobs)
+    return build_pipeline("logreg", random_state=0).set_params(clf__C=C)
 
 
 def rank_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:

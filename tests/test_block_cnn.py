@@ -110,7 +110,7 @@ def test_block_contract_and_batch_path(backend):
     np.testing.assert_array_equal(get_block("cnn").compute(imgs[0]), one[0])  # deterministic
 
 
-@pytest.mark.parametrize("layers", ["last", "stages"])
+@pytest.mark.parametrize("layers", ["last", "stages", "grid"])
 @needs_ort
 def test_onnx_runtime_matches_torch(monkeypatch, layers):
     imgs = [data.chelsea(), data.rocket()]
@@ -121,7 +121,7 @@ def test_onnx_runtime_matches_torch(monkeypatch, layers):
         out[b] = cnn.cnn_features_batch(imgs, layers=layers)
         assert cnn.get_backbone(None, layers).runtime == ("torch" if b == "torch" else "onnxruntime")
     cnn.clear_backbones()
-    assert out["torch"].shape == (2, 1280 if layers == "last" else 1728)
+    assert out["torch"].shape == (2, {"last": 1280, "stages": 1728, "grid": 2016}[layers])
     np.testing.assert_allclose(out["onnx"], out["torch"], atol=1e-4)
 
 
@@ -150,6 +150,49 @@ def test_stages_are_statistics_of_the_inner_blocks(backend):
     assert cnn.cnn_features_batch([], layers="stages").shape == (0, 1728)
     info = get_block("cnn").card_info(**get_block("cnn").resolve_settings({"layers": "stages"}))
     assert "1728-d" in info["features"] and "2, 4, 7, 10, 15" in info["features"]
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnx", marks=needs_ort)], indirect=True)
+def test_grid_is_cell_statistics_of_block_10_averaged_with_the_mirror_image(backend):
+    """Reference: a forward hook on the full classifier's block 10, run on the image and on its mirror
+    image; each 3 x 3 cell's statistics in NumPy (float64)."""
+    net = cnn.load_efficientnet_lite0(head=True)
+    taps = []
+    net._blocks[cnn.GRID_BLOCK].register_forward_hook(lambda mod, inp, out: taps.append(out.double().numpy()))
+    left = data.astronaut()[:100, :300].copy()
+    left[:, :150] = 0  # a lopsided picture: its mirror image differs
+    imgs = [data.chelsea(), left]
+    got = cnn.cnn_features_batch(imgs, layers="grid", batch_size=2)
+    names = get_block("cnn").feature_names({"layers": "grid"})
+    assert got.shape == (2, 2016) and len(names) == 2016
+    for i, im in enumerate(imgs):
+        taps.clear()
+        x = cnn.preprocess(im)
+        with torch.inference_mode():
+            net(torch.from_numpy(np.stack([x, x[:, :, ::-1].copy()])))
+        maps = taps[0]
+        assert maps.shape == (2, 112, 14, 14)
+        ref = {}
+        for r, (r0, r1) in enumerate(((0, 5), (4, 10), (9, 14))):
+            for c, (c0, c1) in enumerate(((0, 5), (4, 10), (9, 14))):
+                cell = maps[:, :, r0:r1, c0:c1].reshape(2, 112, -1)
+                for ch in range(112):
+                    ref[f"cnn__g{r}{c}_mean_{ch:03d}"] = cell[:, ch].mean(1).mean()
+                    ref[f"cnn__g{r}{c}_std_{ch:03d}"] = cell[:, ch].std(1).mean()
+        np.testing.assert_allclose(got[i], [ref[n] for n in names], atol=2e-4, rtol=1e-4)
+        np.testing.assert_array_equal(get_block("cnn").compute(im, {"layers": "grid"}), got[i])
+    # the mirror image has the same features, each cell being averaged with the mirror image's same
+    # cell; only nearly, because the network's stride-2 convolutions pad the right and bottom edges
+    # more than the left and top ones (TensorFlow's "same" padding)
+    mirrored = cnn.cnn_features_batch([left[:, ::-1]], layers="grid")[0]
+    np.testing.assert_allclose(mirrored, got[1], atol=0.01)
+    # yet the grid sees where: the lopsided picture's top row differs from its bottom row
+    top = got[1][[names.index(f"cnn__g0{c}_mean_{ch:03d}") for c in range(3) for ch in range(112)]]
+    bottom = got[1][[names.index(f"cnn__g2{c}_mean_{ch:03d}") for c in range(3) for ch in range(112)]]
+    assert np.abs(top - bottom).max() > 0.1
+    assert cnn.cnn_features_batch([], layers="grid").shape == (0, 2016)
+    info = get_block("cnn").card_info(**get_block("cnn").resolve_settings({"layers": "grid"}))
+    assert "2016-d" in info["features"] and "3x3 grid" in info["features"] and "mirror" in info["features"]
 
 
 @pytest.mark.parametrize("backend", ["torch", "auto"], indirect=True)
@@ -321,3 +364,4 @@ def test_cli_stages_train_and_score(small_set, tmp_path):
     _run("--quiet", "extract", small_set, "--out", table, "--blocks", "cnn", "--set", "cnn.layers=stages", "--cache-dir", cache)
     cols = [c for c in pq.read_table(table).column_names if c.startswith("cnn__")]
     assert cols == get_block("cnn").feature_names({"layers": "stages"})
+

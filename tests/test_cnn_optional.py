@@ -50,12 +50,24 @@ def test_stage_names_and_their_settings_come_from_settings_alone():
     assert names[24] == "cnn__b02_std_000" and names[48] == "cnn__b02_max_000" and names[-1] == "cnn__b15_max_319"
     assert get_block("cnn").feature_names({"layers": "stages", "dim": 1280}) == names  # the default dim is no setting
     assert get_block("cnn").settings_key({"layers": "stages"}) != get_block("cnn").settings_key()
-    with pytest.raises(ValueError, match="layers must be one of last, stages"):
+    with pytest.raises(ValueError, match="layers must be one of last, stages, grid"):
         get_block("cnn").feature_names({"layers": "mid"})
     with pytest.raises(ValueError, match="cannot be used with onnx_path"):
         get_block("cnn").feature_names({"layers": "stages", "onnx_path": "/nowhere/mine.onnx", "dim": 8})
     with pytest.raises(ValueError, match="1728 fixed features, leave dim unset"):
         get_block("cnn").feature_names({"layers": "stages", "dim": 8})
+
+
+def test_grid_names_and_their_settings_come_from_settings_alone():
+    names = get_block("cnn").feature_names({"layers": "grid"})
+    assert len(names) == len(set(names)) == 2 * 9 * 112 == 2016
+    assert names[:2] == ["cnn__g00_mean_000", "cnn__g00_mean_001"]
+    assert names[112] == "cnn__g01_mean_000" and names[1008] == "cnn__g00_std_000" and names[-1] == "cnn__g22_std_111"
+    assert get_block("cnn").settings_key({"layers": "grid"}) not in (get_block("cnn").settings_key(), get_block("cnn").settings_key({"layers": "stages"}))
+    with pytest.raises(ValueError, match="layers=grid summarises .* cannot be used with onnx_path"):
+        get_block("cnn").feature_names({"layers": "grid", "onnx_path": "/nowhere/mine.onnx", "dim": 8})
+    with pytest.raises(ValueError, match="2016 fixed features, leave dim unset"):
+        get_block("cnn").feature_names({"layers": "grid", "dim": 8})
 
 
 def test_preprocess_crops_the_centre_and_scales_like_the_weights():

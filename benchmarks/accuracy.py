@@ -71,10 +71,11 @@ def with_ci(m: dict) -> str:
     return f"{m['auc']:.4f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]"
 
 
-def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None):
+def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None, names=None):
     """Fit on (Xtr, ytr), score Xte. ``sources``: the set of each training row; pooled fits weigh sets
-    (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``)."""
-    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs)
+    (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``).
+    ``names``: the columns, which ``--classifier hybrid`` needs."""
+    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs, feature_names=names)
     model.fit(Xtr, ytr, clf__sample_weight=balanced_weights(ytr, sources))
     return model.predict_proba(Xte)[:, 1], model
 
@@ -110,6 +111,8 @@ def main(argv=None) -> int:
 
     try:
         spec = FeatureSpec.create(args.blocks, parse_settings(args.settings))
+        names = spec.feature_names()
+        build_pipeline(args.classifier, feature_names=names)  # e.g. hybrid without cnn: refused before extracting
     except UsageError as exc:  # e.g. --blocks cnn without the extra: say how to install it
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
     results = {"sets": {}, "cross": {}}
     for s in sets:
         X, y = data[s]["X"], data[s]["y"]
-        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
         oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed, sample_weight=balanced_weights(y))
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
@@ -134,10 +137,10 @@ def main(argv=None) -> int:
             held = {k: float("nan") for k in ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy")}
         else:
             Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs), Xtr, ytr, n_splits=5, random_state=args.seed,
+            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names), Xtr, ytr, n_splits=5, random_state=args.seed,
                                             sample_weight=balanced_weights(ytr))
             thr_tr = choose_threshold(ytr, oof_tr)
-            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs)
+            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs, names=names)
             held = detection_metrics(yte, p, thr_tr)
         results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
@@ -145,17 +148,17 @@ def main(argv=None) -> int:
     if not args.no_cross and len(sets) > 1:
         if "faces-stylegan" in data and "faces-photoshop" in data:
             a, b = data["faces-stylegan"], data["faces-photoshop"]
-            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
             thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed,
                                                                       sample_weight=balanced_weights(a["y"])))
-            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs)
+            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs, names=names)
             results["cross"]["stylegan_model_fpr_on_photoshop_real"] = float((p >= thr).mean())
         for s in sets:
             others = [o for o in sets if o != s]
             Xtr = np.vstack([data[o]["X"] for o in others])
             ytr = np.concatenate([data[o]["y"] for o in others])
             src_tr = np.concatenate([[o] * len(data[o]["y"]) for o in others])
-            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr)
+            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr, names=names)
             m = detection_metrics(data[s]["y"], p)
             results["cross"].setdefault("leave_one_set_out_auc", {})[s] = m["auc"]
             results["cross"].setdefault("leave_one_set_out_auc_ci", {})[s] = [m["auc_ci_low"], m["auc_ci_high"]]
@@ -168,7 +171,7 @@ def main(argv=None) -> int:
         from sklearn.model_selection import StratifiedKFold
 
         oof = np.full(len(yall), np.nan)
-        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs)
+        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(Xall, strat):
             w = balanced_weights(yall[tr], src[tr])
             oof[te] = clone(base).fit(Xall[tr], yall[tr], clf__sample_weight=w).predict_proba(Xall[te])[:, 1]

@@ -25,7 +25,7 @@ from forensics.extraction import FeatureSpec, Row, iter_features, summarize_erro
 from forensics.features.diag import DIAG_COLUMNS
 from forensics.loading import DEFAULT_MAX_PIXELS
 from forensics.model import ForensicModel, make_card
-from forensics.pipelines.train import CLASSIFIERS, WEIGHTINGS, balanced_weights, check_holdout, train_classifier
+from forensics.pipelines.train import CLASSIFIERS, WEIGHTINGS, balanced_weights, build_pipeline, check_holdout, train_classifier
 from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER
 from forensics.pipelines.tuning import check_options as check_tuning
 
@@ -339,6 +339,8 @@ def train(
         spec = warm_start_spec(old, blocks=blocks, settings=settings, face_crop=face_crop, max_pixels=max_pixels)
     else:
         spec = FeatureSpec.create(blocks if blocks is not None else "default", settings, max_pixels, face_crop=bool(face_crop))
+    if classifier == "hybrid":  # needs the cnn block and a handcrafted one: say so before extracting anything
+        build_pipeline("hybrid", feature_names=spec.feature_names())
     _video.check_sampling(video_every, video_fps, video_max_frames)
     if video_every is None and video_fps is None:
         video_fps = _video.TRAIN_FPS
@@ -394,6 +396,7 @@ def train(
         progress=_stage(progress, "train"), calibration=calibration,
         groups=groups, init_model=old.pipeline if old is not None else None,
         tune=tune, tune_iter=tune_iter, tune_folds=tune_folds, holdout=holdout, sample_weight=sample_weight,
+        feature_names=spec.feature_names(),
     )
     held, used_rows = result.holdout_index, result.train_index  # the card describes the rows training used
     X_tr, y_tr, diags_tr = X_fit[used_rows], y_fit[used_rows], [diags[i] for i in used_rows]

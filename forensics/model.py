@@ -33,6 +33,7 @@ TRUSTED_TYPES = frozenset(
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
         "forensics.pipelines.blend.BlendClassifier",
+        "forensics.pipelines.blend.HybridClassifier",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
         "sklearn.isotonic.IsotonicRegression",

@@ -365,3 +365,29 @@ def test_cli_stages_train_and_score(small_set, tmp_path):
     cols = [c for c in pq.read_table(table).column_names if c.startswith("cnn__")]
     assert cols == get_block("cnn").feature_names({"layers": "stages"})
 
+
+def test_cli_hybrid_train_score_and_report(small_set, tmp_path):
+    """``--classifier hybrid``: XGBoost on the colour block, a logistic regression on the cnn grid,
+    through training, the model file, scoring (no per-feature explanations) and the report's ablation
+    (each kind of block alone is fitted by the hybrid's member for it)."""
+    cache = tmp_path / "cache"
+    model = tmp_path / "m.skops"
+    _run("--quiet", "train", small_set, "--model", model, "--blocks", "color,cnn", "--set", "cnn.layers=grid",
+         "--classifier", "hybrid", "--folds", "3", "--cache-dir", cache)
+    m = ForensicModel.load(model)
+    clf = m.pipeline[-1]
+    assert m.card["classifier"] == "hybrid" and type(clf).__name__ == "HybridClassifier"
+    names = m.feature_names
+    assert [names[i] for i in clf.linear_columns_] == get_block("cnn").feature_names({"layers": "grid"})
+    assert all(names[i].startswith("color__") for i in clf.tree_columns_)
+    scores = tmp_path / "scores.csv"
+    result = CliRunner().invoke(app, ["score", str(model), str(small_set), "--out", str(scores), "--cache-dir",
+                                      str(cache), "--explain", "2"])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "no explain columns" in " ".join(result.stderr.split())
+    out = pd.read_csv(scores)
+    assert len(out) == 12 and out["prob_fake"].between(0, 1).all()
+    report = tmp_path / "r.html"
+    _run("--quiet", "report", model, small_set, "--out", report, "--cache-dir", cache, "--examples", "2")
+    text = report.read_text()
+    assert "AUC drop (permuted)" in text and "all blocks" in text

@@ -422,6 +422,9 @@ def _usage_cases():
         "train one fold": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--folds", "1"], 2, r"--folds must be at least 2"),
         "train unknown classifier": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "-c", "forest"], 2,
                                      r"unknown classifier 'forest'"),
+        "train hybrid without cnn": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "-c", "hybrid"], 2,
+                                     r"--classifier hybrid fits XGBoost on the handcrafted blocks and a logistic regression on "
+                                     r"the cnn block's features; these features have no cnn block: use e.g. --blocks faces,cnn"),
         "train bad max-fpr": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--max-fpr", "1.5"], 2, r"--max-fpr"),
         "train holdout too large": (["train", d, "--model", f"{r}/t.skops", "--blocks", "color", "--holdout", "0.9"], 2,
                                     r"--holdout 0.9 leaves 1 of the 12 (real|fake) images for training"),

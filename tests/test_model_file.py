@@ -161,6 +161,28 @@ def test_other_classifiers_round_trip(dataset, features, tmp_path, classifier):
     assert loaded.card["classifier"] == classifier
 
 
+def test_hybrid_round_trips(trained, dataset, features, tmp_path):
+    """``hybrid`` needs the cnn block to be trained by ``api.train``; its model file holds the fitted
+    HybridClassifier, whatever the columns it splits, so a copy of the colour model with one does."""
+    import dataclasses
+
+    from sklearn.base import clone
+
+    from forensics.pipelines import build_pipeline
+
+    y = np.array([int(p.parent.name == "fake") for p in sorted(dataset.rglob("*.jpg"))])
+    names = [n.replace("color__", "cnn__", 1) if i % 2 else n for i, n in enumerate(trained.feature_names)]
+    pipe = clone(build_pipeline("hybrid", feature_names=names)).fit(features, y)
+    model = dataclasses.replace(trained, pipeline=pipe, card={**trained.card, "classifier": "hybrid"})
+    path = tmp_path / "hybrid.skops"
+    model.save(path)
+    loaded = ForensicModel.load(path)
+    assert type(loaded.pipeline[-1]).__name__ == "HybridClassifier"
+    np.testing.assert_array_equal(loaded.pipeline[-1].linear_columns_, np.arange(1, len(names), 2))
+    np.testing.assert_array_equal(model.predict_proba(features), loaded.predict_proba(features))
+    assert loaded.card["classifier"] == "hybrid"
+
+
 # --------------------------------------------------------------------------------------------------
 # refusals
 # --------------------------------------------------------------------------------------------------

@@ -184,6 +184,17 @@ def test_ablation_makes_the_blends_xgboost_member_as_light():
     assert _light_pipeline("svm", 0, trees=7).named_steps["clf"].estimator.C == 3.0  # untouched
 
 
+def test_ablation_fits_each_kind_of_block_with_the_hybrids_member_for_it():
+    from forensics.reports.importance import _light_pipeline
+
+    both = _light_pipeline("hybrid", 0, trees=7, names=["color__a", "cnn__0000", "cnn__0001"]).named_steps["clf"]
+    assert list(both.linear_columns) == [1, 2] and (both.trees.n_estimators, both.trees.learning_rate) == (7, 0.1)
+    hand = _light_pipeline("hybrid", 0, trees=7, names=["color__a", "spectrum__b"]).named_steps["clf"]
+    assert type(hand).__name__ == "XGBClassifier" and hand.n_estimators == 7
+    cnn = _light_pipeline("hybrid", 0, trees=7, names=["cnn__0000", "cnn__0001"]).named_steps["clf"]
+    assert type(cnn).__name__ == "LogisticRegression" and cnn.C == 0.001
+
+
 # --------------------------------------------------------------------------------------------------
 # score --explain
 # --------------------------------------------------------------------------------------------------

@@ -241,11 +241,18 @@ def _separable(n_per_class=40, n_features=8, seed=0, nan_frac=0.0):
     return X, y
 
 
+def _names(n_features: int) -> list[str]:
+    """Column names for ``hybrid``: the first two handcrafted, the rest the cnn block's (with one of
+    the three informative columns)."""
+    return ["a__0", "a__1"] + [f"cnn__{i:04d}" for i in range(n_features - 2)]
+
+
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
 def test_train_classifier_on_separable_data(classifier):
     X, y = _separable()
     progress = []
-    result = train_classifier(X, y, classifier=classifier, n_splits=3, progress=lambda d, t: progress.append((d, t)))
+    result = train_classifier(X, y, classifier=classifier, n_splits=3, progress=lambda d, t: progress.append((d, t)),
+                              feature_names=_names(X.shape[1]))
     assert result.n_splits == 3
     assert result.cv_metrics["auc"] > 0.9
     assert result.cv_metrics["n"] == len(y)
@@ -265,7 +272,7 @@ def test_train_classifier_on_separable_data(classifier):
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
 def test_train_classifier_handles_missing_values(classifier):
     X, y = _separable(nan_frac=0.1, seed=2)
-    result = train_classifier(X, y, classifier=classifier, n_splits=3)
+    result = train_classifier(X, y, classifier=classifier, n_splits=3, feature_names=_names(X.shape[1]))
     assert np.isfinite(result.oof_scores).all()
     assert result.cv_metrics["auc"] > 0.85
 

@@ -95,12 +95,16 @@ def test_search_spaces_hold_the_default_parameters():
     blend = build_pipeline("blend").named_steps["clf"].get_params()
     for name, values in tuning.search_space("blend").items():
         assert blend[name] in values, name
+    hybrid = build_pipeline("hybrid", feature_names=["a__x", "cnn__0000"]).named_steps["clf"].get_params()
+    for name, values in tuning.search_space("hybrid").items():
+        assert hybrid[name] in values, name
 
 
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
 def test_the_final_model_carries_the_chosen_parameters(classifier):
     X, y = _data(n_per_class=16)
-    r = train_classifier(X, y, classifier=classifier, n_splits=2, tune=True, tune_iter=2, tune_folds=2)
+    names = ["a__0"] + [f"cnn__{i}" for i in range(X.shape[1] - 1)]  # for hybrid: one handcrafted column, the rest cnn
+    r = train_classifier(X, y, classifier=classifier, n_splits=2, tune=True, tune_iter=2, tune_folds=2, feature_names=names)
     space = tuning.search_space(classifier)
     chosen = r.tuning["best_params"]
     assert set(chosen) == set(space)

@@ -20,7 +20,7 @@ from forensics.pipelines.tuning import DEFAULT_INNER_FOLDS, DEFAULT_N_ITER, desc
 def train_command(
     data: List[Path] = typer.Argument(..., help="Folders with real/ and fake/ below them, or CSV manifests (path,label); pooled."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file to write (.skops)."),
-    classifier: str = typer.Option("xgb", "--classifier", "-c", help="xgb (default), svm, logreg, or blend (mean of the xgb and svm probabilities)."),
+    classifier: str = typer.Option("xgb", "--classifier", "-c", help="xgb (default), svm, logreg, blend (mean of the xgb and svm probabilities), or hybrid (mean of xgb on the handcrafted blocks and a logistic regression on the cnn block: needs --blocks with cnn and another block)."),
     blocks: Optional[str] = opt.BLOCKS_OR_MODEL,
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
     max_fpr: Optional[float] = typer.Option(None, "--max-fpr", help="Pick the threshold for this false-positive rate on real images (else best balanced accuracy)."),

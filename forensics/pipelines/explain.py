@@ -4,8 +4,9 @@
   (``booster.predict(DMatrix, pred_contribs=True)``, Lundberg et al. 2020), in log-odds.
 - Logistic regression: coefficient x standardised feature value (the linear model's exact
   decomposition of its log-odds around the training mean).
-- SVM (RBF), and the xgb + svm ``blend`` (whose SVM half has none): no faithful per-feature
-  decomposition; :class:`ExplanationUnavailable` is raised.
+- SVM (RBF), the xgb + svm ``blend`` (whose SVM half has none) and ``hybrid`` (the mean of two
+  models' probabilities, not of their log-odds): no faithful per-feature decomposition;
+  :class:`ExplanationUnavailable` is raised.
 
 Contributions are on the classifier's raw (log-odds) scale, before calibration: calibration is monotone,
 so the ranking of the features and their signs are the same.
@@ -28,7 +29,7 @@ class ExplanationUnavailable(UsageError):
 
 
 def classifier_kind(pipeline) -> str:
-    """``xgb``, ``logreg``, ``blend`` or ``other`` for the final step of a fitted pipeline."""
+    """``xgb``, ``logreg``, ``blend``, ``hybrid`` or ``other`` for the final step of a fitted pipeline."""
     clf = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     name = type(clf).__name__
     if name == "XGBClassifier":
@@ -37,6 +38,8 @@ def classifier_kind(pipeline) -> str:
         return "logreg"
     if name == "BlendClassifier":
         return "blend"
+    if name == "HybridClassifier":
+        return "hybrid"
     return "other"
 
 
@@ -66,7 +69,8 @@ def contributions(pipeline, X) -> tuple[np.ndarray, np.ndarray]:
             bias[ok] = clf.intercept_[0]
         return out, bias
     clf = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    what = "blend, whose SVM half" if kind == "blend" else "svm, whose RBF kernel"
+    what = {"blend": "blend, whose SVM half", "hybrid": "hybrid, which averages two models' probabilities,"}.get(
+        kind, "svm, whose RBF kernel")
     raise ExplanationUnavailable(
         f"per-image explanations need an xgb or logreg model; this one is {type(clf).__name__} ({what} "
         "has no per-feature decomposition)"

@@ -23,7 +23,13 @@ from forensics.pipelines.metrics import choose_threshold, detection_metrics
 logger = logging.getLogger(__name__)
 
 #: Classifier choices of ``forensics train --classifier``.
-CLASSIFIERS = ("xgb", "svm", "logreg", "blend")
+CLASSIFIERS = ("xgb", "svm", "logreg", "blend", "hybrid")
+
+#: ``hybrid``: the prefix of the columns its logistic regression sees (the ``cnn`` block's), and the
+#: regression's inverse L2 strength: thousands of correlated activations on a few thousand images
+#: need a strong penalty (``benchmarks/cnn_blend.py --C``; README, "Optional CNN block").
+HYBRID_LINEAR_PREFIX = "cnn__"
+HYBRID_C = 0.001
 
 #: XGBoost settings of the default model: many shallow trees, each seeing a tenth of the ~1,200
 #: correlated handcrafted features (measured on ../shared/data, 5-fold CV on faces-stylegan: 0.9463
@@ -41,7 +47,8 @@ XGB_PARAMS = dict(
 )
 
 
-def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: int = 1) -> Pipeline:
+def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: int = 1,
+                   feature_names: list[str] | None = None) -> Pipeline:
     """The scikit-learn Pipeline for ``classifier``.
 
     - ``xgb``: XGBoost on the raw features (it handles NaN natively; no scaling needed).
@@ -49,7 +56,24 @@ def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: in
     - ``logreg``: median imputation, standard scaling, L2 logistic regression.
     - ``blend``: the mean of the ``xgb`` and ``svm`` pipelines' probabilities
       (:class:`~forensics.pipelines.blend.BlendClassifier`).
+    - ``hybrid``: the mean of the ``xgb`` model on the handcrafted columns and a logistic regression
+      (C = :data:`HYBRID_C`) on the ``cnn__*`` ones (:class:`~forensics.pipelines.blend.HybridClassifier`);
+      needs ``feature_names`` (the columns of X, in order) to tell them apart, and both kinds.
     """
+    if classifier == "hybrid":
+        from forensics.pipelines.blend import HybridClassifier
+
+        if feature_names is None:
+            raise ValueError("build_pipeline('hybrid') needs feature_names: the columns of X, in order")
+        cols = [i for i, n in enumerate(feature_names) if n.startswith(HYBRID_LINEAR_PREFIX)]
+        if not cols or len(cols) == len(feature_names):
+            have = "only the cnn block" if cols else "no cnn block"
+            raise UsageError(f"--classifier hybrid fits XGBoost on the handcrafted blocks and a logistic regression on "
+                             f"the cnn block's features; these features have {have}: use e.g. --blocks faces,cnn or "
+                             "--blocks default,cnn (pip install 'forensics[cnn]')")
+        trees = build_pipeline("xgb", random_state=random_state, n_jobs=n_jobs).steps[-1][1]
+        linear = build_pipeline("logreg", random_state=random_state).set_params(clf__C=HYBRID_C)
+        return Pipeline([("clf", HybridClassifier(trees=trees, linear=linear, linear_columns=cols, linear_weight=0.5))])
     if classifier == "xgb":
         from xgboost import XGBClassifier
 
@@ -232,6 +256,7 @@ def train_classifier(
     tune_folds: int = _tuning.DEFAULT_INNER_FOLDS,
     holdout: float = 0.0,
     sample_weight: np.ndarray | None = None,
+    feature_names: list[str] | None = None,
 ) -> TrainingResult:
     """Cross-validate, calibrate, choose the threshold on out-of-fold scores, then fit on all data.
 
@@ -261,6 +286,9 @@ def train_classifier(
 
     ``sample_weight`` (e.g. :func:`balanced_weights`): per-row weights of every fit (outer, inner and
     final); calibration, threshold and metrics stay unweighted.
+
+    ``feature_names``: the columns of ``X``, in order; ``classifier="hybrid"`` needs them (see
+    :func:`build_pipeline`).
     """
     y = np.asarray(y).astype(int)
     X = np.asarray(X, dtype=np.float64)
@@ -296,7 +324,7 @@ def train_classifier(
         pipeline.set_params(**{f"{last}__n_jobs": max(1, n_jobs)})
         fit_params = {f"{last}__xgb_model": booster}
     else:
-        pipeline = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
+        pipeline = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs, feature_names=feature_names)
     fit_fold = None
     if tune:
         def fit_fold(X_part, y_part, groups_part, weight_part=None):

@@ -52,10 +52,17 @@ SEARCH_SPACES: dict[str, dict[str, list]] = {
         "xgb__max_depth": [3, 4, 6],
         "xgb__colsample_bytree": [0.1, 0.2, 0.4],
     },
+    # the trees' parameters, the logistic regression's C and its share of the mean
+    "hybrid": {
+        "linear_weight": [0.3, 0.5, 0.7],
+        "linear__clf__C": [0.0003, 0.001, 0.003],
+        "trees__max_depth": [3, 4, 6],
+        "trees__colsample_bytree": [0.1, 0.2, 0.4],
+    },
 }
 
 #: Where each classifier's parameters sit in its pipeline (``build_pipeline``).
-_PREFIX = {"xgb": "clf__", "svm": "clf__estimator__", "logreg": "clf__", "blend": "clf__"}
+_PREFIX = {"xgb": "clf__", "svm": "clf__estimator__", "logreg": "clf__", "blend": "clf__", "hybrid": "clf__"}
 
 #: Defaults of ``forensics train --tune-iter`` and ``--tune-folds``.
 DEFAULT_N_ITER = 12

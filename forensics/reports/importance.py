@@ -115,14 +115,25 @@ def block_permutation_importance(score_fn: Callable[[np.ndarray], np.ndarray], X
     return out
 
 
-#: Where the XGBoost model sits in each classifier's pipeline that has one (the blend's is a member).
-_XGB_PREFIX = {"xgb": "clf__", "blend": "clf__xgb__"}
+#: Where the XGBoost model sits in each classifier's pipeline that has one (the blend's and the
+#: hybrid's is a member).
+_XGB_PREFIX = {"xgb": "clf__", "blend": "clf__xgb__", "hybrid": "clf__trees__"}
 
 
-def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TREES, n_jobs: int = 1):
-    from forensics.pipelines.train import build_pipeline
+def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TREES, n_jobs: int = 1,
+                    names: list[str] | None = None):
+    """``classifier``'s pipeline with fewer, faster trees. ``hybrid`` on columns ``names`` of one kind
+    only (handcrafted, or the cnn block's) becomes its member for that kind: XGBoost, or its logistic
+    regression."""
+    from forensics.pipelines.train import HYBRID_C, HYBRID_LINEAR_PREFIX, build_pipeline
 
-    pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs)
+    if classifier == "hybrid" and names is not None:
+        n_cnn = sum(n.startswith(HYBRID_LINEAR_PREFIX) for n in names)
+        if n_cnn == len(names):
+            return build_pipeline("logreg", random_state=random_state).set_params(clf__C=HYBRID_C)
+        if n_cnn == 0:
+            classifier = "xgb"
+    pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs, feature_names=names)
     prefix = _XGB_PREFIX.get(classifier)
     if prefix is not None:
         pipe.set_params(**{f"{prefix}n_estimators": trees, f"{prefix}learning_rate": 0.1})
@@ -135,8 +146,10 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
     """CV AUC with all blocks, each block alone, and all blocks but each one.
 
     XGBoost is retrained with ``trees`` trees at learning rate 0.1 (the report's default is quick;
-    ``benchmarks/accuracy.py --ablate`` uses more), also inside ``blend``; other classifiers with their
-    own settings.
+    ``benchmarks/accuracy.py --ablate`` uses more), also inside ``blend`` and ``hybrid``; other
+    classifiers with their own settings. For ``hybrid``, a subset of one kind of blocks is fitted by
+    the hybrid's member for that kind (XGBoost for handcrafted blocks, its logistic regression for
+    ``cnn``).
 
     Returns ``{"all": auc, "alone": {block: auc}, "without": {block: auc}, "folds", "n", "classifier"}``,
     or ``None`` when there are too few images of a class for ``n_splits`` folds (at least 2).
@@ -165,8 +178,8 @@ def block_ablation(X, y, names: list[str], classifier: str, *, n_splits: int = A
     result: dict = {"alone": {}, "without": {}, "folds": k, "n": int(len(y)), "classifier": classifier,
                     "trees": trees if classifier in _XGB_PREFIX else None}
     for i, (kind, b, ix) in enumerate(subsets):
-        oof = cross_validated_scores(_light_pipeline(classifier, random_state, trees, n_jobs), X[:, ix], y, n_splits=k,
-                                     random_state=random_state)
+        pipe = _light_pipeline(classifier, random_state, trees, n_jobs, names=[names[j] for j in ix])
+        oof = cross_validated_scores(pipe, X[:, ix], y, n_splits=k, random_state=random_state)
         auc = float(roc_auc_score(y, oof)) if np.isfinite(oof).all() else math.nan
         if kind == "all":
             result["all"] = auc

@@ -1,13 +1,14 @@
 """Does a separate linear model on the frozen CNN's features beat putting them into the XGBoost model?
 
-An experiment towards a combined classifier, on the labelled sets in ../shared/data (when present).
+The experiment behind ``forensics train --classifier hybrid`` (whose probability is the ``mean-``
+column here), on the labelled sets in ../shared/data (when present).
 Per set, on the same 5 stratified folds as ``benchmarks/accuracy.py`` (seed 0, classes weighted
 equally), out-of-fold scores of:
   - ``xgb``: the default XGBoost model on the handcrafted blocks (``--blocks``, default ``faces``:
     the default blocks plus ``faceparts``; images without a face get NaN there, which XGBoost takes);
   - ``lr-<layers>``: L2 logistic regression (``--C``) on the standardised ``cnn`` features, for each of
     ``--layers`` (``last``: the 1280 averages of the last layer; ``stages``: the 1728 statistics of the
-    inner blocks);
+    inner blocks; ``grid``: the 2016 statistics of block 10 in a 3 x 3 grid);
   - their combinations: the mean of the two probabilities (what a combined model could output for one
     image) and, for reference, the mean of the two ranks (needs the whole batch, so not a model).
 Then the trap of issue 4: both models fitted on all of faces-stylegan, the fraction of the *real*
@@ -16,7 +17,7 @@ out-of-fold scores (``forensics train``'s threshold); and leave-one-set-out AUCs
 sets, sets and classes weighted equally, test on one) of each model and of the means.
 
 Usage:  python benchmarks/cnn_blend.py [--data ../shared/data] [--sets a,b] [--blocks faces]
-        [--layers last,stages] [--C 0.003] [--jobs 2] [--cache-dir DIR] [--json out.json]
+        [--layers last,stages] [--C 0.001] [--jobs 2] [--cache-dir DIR] [--json out.json]
 Needs ``pip install 'forensics[cnn,faces]'`` (``--blocks default`` needs no ``faces``).
 Prints a Markdown table.
 """
@@ -42,7 +43,7 @@ from scipy.stats import rankdata  # noqa: E402
 from forensics.datasets import collect_labelled  # noqa: E402
 from forensics.extraction import FeatureSpec, iter_features  # noqa: E402
 from forensics.pipelines.metrics import choose_threshold, detection_metrics  # noqa: E402
-from forensics.pipelines.train import balanced_weights, build_pipeline, cross_validated_scores  # noqa: E402
+from forensics.pipelines.train import HYBRID_C, balanced_weights, build_pipeline, cross_validated_scores  # noqa: E402
 
 IMAGE_SETS = ("faces-stylegan", "faces-photoshop", "cifake")
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(IMAGE_SETS))
     ap.add_argument("--blocks", default="faces", help="the handcrafted blocks of the XGBoost model")
     ap.add_argument("--layers", default="last,stages", help="cnn.layers settings to try, comma-separated")
-    ap.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic regression")
+    ap.add_argument("--C", type=float, default=HYBRID_C, help="inverse L2 strength of the logistic regression (default: the hybrid classifier's)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cache-dir", default=None, help="reuse a feature cache")
     ap.add_argument("--json", type=Path, default=None)

@@ -121,7 +121,7 @@ def test_onnx_runtime_matches_torch(monkeypatch, layers):
         out[b] = cnn.cnn_features_batch(imgs, layers=layers)
         assert cnn.get_backbone(None, layers).runtime == ("torch" if b == "torch" else "onnxruntime")
     cnn.clear_backbones()
-    assert out["torch"].shape == (2, {"last": 1280, "stages": 1728, "grid": 2016}[layers])
+    assert out["torch"].shape == (2, {"last": 1280, "stages": 1728, "grid": 1008}[layers])
     np.testing.assert_allclose(out["onnx"], out["torch"], atol=1e-4)
 
 
@@ -164,7 +164,7 @@ def test_grid_is_cell_statistics_of_block_10_averaged_with_the_mirror_image(back
     imgs = [data.chelsea(), left]
     got = cnn.cnn_features_batch(imgs, layers="grid", batch_size=2)
     names = get_block("cnn").feature_names({"layers": "grid"})
-    assert got.shape == (2, 2016) and len(names) == 2016
+    assert got.shape == (2, 1008) and len(names) == 1008
     for i, im in enumerate(imgs):
         taps.clear()
         x = cnn.preprocess(im)
@@ -177,7 +177,6 @@ def test_grid_is_cell_statistics_of_block_10_averaged_with_the_mirror_image(back
             for c, (c0, c1) in enumerate(((0, 5), (4, 10), (9, 14))):
                 cell = maps[:, :, r0:r1, c0:c1].reshape(2, 112, -1)
                 for ch in range(112):
-                    ref[f"cnn__g{r}{c}_mean_{ch:03d}"] = cell[:, ch].mean(1).mean()
                     ref[f"cnn__g{r}{c}_std_{ch:03d}"] = cell[:, ch].std(1).mean()
         np.testing.assert_allclose(got[i], [ref[n] for n in names], atol=2e-4, rtol=1e-4)
         np.testing.assert_array_equal(get_block("cnn").compute(im, {"layers": "grid"}), got[i])
@@ -187,12 +186,12 @@ def test_grid_is_cell_statistics_of_block_10_averaged_with_the_mirror_image(back
     mirrored = cnn.cnn_features_batch([left[:, ::-1]], layers="grid")[0]
     np.testing.assert_allclose(mirrored, got[1], atol=0.01)
     # yet the grid sees where: the lopsided picture's top row differs from its bottom row
-    top = got[1][[names.index(f"cnn__g0{c}_mean_{ch:03d}") for c in range(3) for ch in range(112)]]
-    bottom = got[1][[names.index(f"cnn__g2{c}_mean_{ch:03d}") for c in range(3) for ch in range(112)]]
+    top = got[1][[names.index(f"cnn__g0{c}_std_{ch:03d}") for c in range(3) for ch in range(112)]]
+    bottom = got[1][[names.index(f"cnn__g2{c}_std_{ch:03d}") for c in range(3) for ch in range(112)]]
     assert np.abs(top - bottom).max() > 0.1
-    assert cnn.cnn_features_batch([], layers="grid").shape == (0, 2016)
+    assert cnn.cnn_features_batch([], layers="grid").shape == (0, 1008)
     info = get_block("cnn").card_info(**get_block("cnn").resolve_settings({"layers": "grid"}))
-    assert "2016-d" in info["features"] and "3x3 grid" in info["features"] and "mirror" in info["features"]
+    assert "1008-d" in info["features"] and "3x3 grid" in info["features"] and "mirror" in info["features"]
 
 
 @pytest.mark.parametrize("backend", ["torch", "auto"], indirect=True)

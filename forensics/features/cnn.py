@@ -40,9 +40,10 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
    summarises each channel by its standard deviation in each cell of a 3 x 3 grid (rows and columns
    0-4, 4-9 and 9-13, the cells of a 3 x 3 adaptive average pool): where on the face the texture
    changes, not only whether it does. Only the spread: the cells' means, measured, add little on
-   spliced faces and make a StyleGAN-trained model call most real faces from another camera fake. The same is done for the mirror image, and each cell's values
-   are averaged with the mirror image's values of the same cell, so that a part pasted on either side
-   of the face is seen alike: 1008 features named ``cnn__g<row><column>_std_<channel>``. Made for
+   spliced faces and make a StyleGAN-trained model call most real faces from another camera fake.
+   The same is done for the mirror image, and each cell's values are averaged with the mirror
+   image's values of the same cell, so that a part pasted on either side of the face is seen alike:
+   1008 features named ``cnn__g<row><column>_std_<channel>``. Made for
    spliced faces (the Photoshop set), with ``forensics train --classifier hybrid`` (README, "Optional
    CNN block").
 

@@ -72,8 +72,8 @@ def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: in
                              f"the cnn block's features; these features have {have}: use e.g. --blocks faces,cnn or "
                              "--blocks default,cnn (pip install 'forensics[cnn]')")
         trees = build_pipeline("xgb", random_state=random_state, n_jobs=n_jobs).steps[-1][1]
-        linear = build_pipeline("logreg", random_state=random_state).set_params(clf__C=HYBRID_C)
-        return Pipeline([("clf", HybridClassifier(trees=trees, linear=linear, linear_columns=cols, linear_weight=0.5))])
+        return Pipeline([("clf", HybridClassifier(trees=trees, linear=hybrid_linear_pipeline(random_state),
+                                                  linear_columns=cols, linear_weight=0.5))])
     if classifier == "xgb":
         from xgboost import XGBClassifier
 
@@ -106,6 +106,11 @@ def build_pipeline(classifier: str = "xgb", *, random_state: int = 0, n_jobs: in
             ("clf", clf),
         ]
     )
+
+
+def hybrid_linear_pipeline(random_state: int = 0) -> Pipeline:
+    """``hybrid``'s model of the cnn columns: the ``logreg`` pipeline with C = :data:`HYBRID_C`."""
+    return build_pipeline("logreg", random_state=random_state).set_params(clf__C=HYBRID_C)
 
 
 def _scores(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:

@@ -125,12 +125,12 @@ def _light_pipeline(classifier: str, random_state: int, trees: int = ABLATION_TR
     """``classifier``'s pipeline with fewer, faster trees. ``hybrid`` on columns ``names`` of one kind
     only (handcrafted, or the cnn block's) becomes its member for that kind: XGBoost, or its logistic
     regression."""
-    from forensics.pipelines.train import HYBRID_C, HYBRID_LINEAR_PREFIX, build_pipeline
+    from forensics.pipelines.train import HYBRID_LINEAR_PREFIX, build_pipeline, hybrid_linear_pipeline
 
     if classifier == "hybrid" and names is not None:
         n_cnn = sum(n.startswith(HYBRID_LINEAR_PREFIX) for n in names)
         if n_cnn == len(names):
-            return build_pipeline("logreg", random_state=random_state).set_params(clf__C=HYBRID_C)
+            return hybrid_linear_pipeline(random_state)
         if n_cnn == 0:
             classifier = "xgb"
     pipe = build_pipeline(classifier, random_state=random_state, n_jobs=n_jobs, feature_names=names)

@@ -339,8 +339,9 @@ def train(
         spec = warm_start_spec(old, blocks=blocks, settings=settings, face_crop=face_crop, max_pixels=max_pixels)
     else:
         spec = FeatureSpec.create(blocks if blocks is not None else "default", settings, max_pixels, face_crop=bool(face_crop))
+    names = spec.feature_names()
     if classifier == "hybrid":  # needs the cnn block and a handcrafted one: say so before extracting anything
-        build_pipeline("hybrid", feature_names=spec.feature_names())
+        build_pipeline("hybrid", feature_names=names)
     _video.check_sampling(video_every, video_fps, video_max_frames)
     if video_every is None and video_fps is None:
         video_fps = _video.TRAIN_FPS
@@ -396,7 +397,7 @@ def train(
         progress=_stage(progress, "train"), calibration=calibration,
         groups=groups, init_model=old.pipeline if old is not None else None,
         tune=tune, tune_iter=tune_iter, tune_folds=tune_folds, holdout=holdout, sample_weight=sample_weight,
-        feature_names=spec.feature_names(),
+        feature_names=names,
     )
     held, used_rows = result.holdout_index, result.train_index  # the card describes the rows training used
     X_tr, y_tr, diags_tr = X_fit[used_rows], y_fit[used_rows], [diags[i] for i in used_rows]

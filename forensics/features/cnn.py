@@ -43,9 +43,8 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
    spliced faces and make a StyleGAN-trained model call most real faces from another camera fake.
    The same is done for the mirror image, and each cell's values are averaged with the mirror
    image's values of the same cell, so that a part pasted on either side of the face is seen alike:
-   1008 features named ``cnn__g<row><column>_std_<channel>``. Made for
-   spliced faces (the Photoshop set), with ``forensics train --classifier hybrid`` (README, "Optional
-   CNN block").
+   1008 features named ``cnn__g<row><column>_std_<channel>``. Made for spliced faces (the Photoshop
+   set), with ``forensics train --classifier hybrid`` (README, "Optional CNN block").
 
 Speed and runtimes
 ------------------
@@ -215,6 +214,18 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
     if head:
         return net
 
+    def _tapped(body, x, taps) -> list:
+        """The outputs of MBConv blocks ``taps`` (ascending), the stem and blocks run as
+        ``extract_features`` runs them, up to the last tapped block."""
+        x = body._swish(body._bn0(body._conv_stem(x)))
+        rate = body._global_params.drop_connect_rate
+        out = []
+        for idx, block in enumerate(body._blocks[: taps[-1] + 1]):
+            x = block(x, drop_connect_rate=rate * float(idx) / len(body._blocks) if rate else rate)
+            if idx in taps:
+                out.append(x)
+        return out
+
     class PooledFeatures(torch.nn.Module):
         def __init__(self, body):
             super().__init__()
@@ -224,24 +235,19 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
             return self.body.extract_features(x).mean(dim=(2, 3))
 
     class StageStatistics(torch.nn.Module):
-        """The stem and the blocks up to the last tapped one, as ``extract_features`` runs them; each
-        tapped block's output summarised per channel over the positions: mean, std, max."""
+        """Each tapped block's output (:data:`STAGE_BLOCKS`) summarised per channel over the
+        positions: mean, std, max."""
 
         def __init__(self, body):
             super().__init__()
             self.body = body
 
         def forward(self, x):
-            body = self.body
-            x = body._swish(body._bn0(body._conv_stem(x)))
             out = []
-            rate = body._global_params.drop_connect_rate
-            for idx, block in enumerate(body._blocks[: STAGE_BLOCKS[-1] + 1]):
-                x = block(x, drop_connect_rate=rate * float(idx) / len(body._blocks) if rate else rate)
-                if idx in STAGE_BLOCKS:
-                    mean = x.mean(dim=(2, 3))
-                    std = ((x - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
-                    out += [mean, std, x.amax(dim=(2, 3))]
+            for x in _tapped(self.body, x, STAGE_BLOCKS):
+                mean = x.mean(dim=(2, 3))
+                std = ((x - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
+                out += [mean, std, x.amax(dim=(2, 3))]
             return torch.cat(out, dim=1)
 
     class GridStatistics(torch.nn.Module):
@@ -253,13 +259,8 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
             self.body = body
 
         def forward(self, x):
-            body = self.body
             n = x.shape[0]
-            x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
-            x = body._swish(body._bn0(body._conv_stem(x)))
-            rate = body._global_params.drop_connect_rate
-            for idx, block in enumerate(body._blocks[: GRID_BLOCK + 1]):
-                x = block(x, drop_connect_rate=rate * float(idx) / len(body._blocks) if rate else rate)
+            (x,) = _tapped(self.body, torch.cat([x, torch.flip(x, dims=[3])], dim=0), (GRID_BLOCK,))
             stds = []
             for r0, r1 in GRID_CELLS:
                 for c0, c1 in GRID_CELLS:

@@ -375,6 +375,37 @@ def test_quiet_hides_progress(model_path, data, tmp_path):
     assert quiet.stderr.strip() == ""
 
 
+def test_progress_without_a_terminal_is_plain_lines(model_path, data, tmp_path):
+    """stderr is not a terminal under the runner (as in a log file): each stage says when it starts
+    and when it ends, in plain lines, with no bar-drawing control characters."""
+    n = len(list((data / "real").iterdir()))
+    result = run("score", model_path, data / "real", "--out", tmp_path / "a.csv", "--no-cache")
+    lines = result.stderr.splitlines()
+    assert f"scoring: 0/{n} (0 %)" in lines
+    assert any(line.startswith(f"scoring: {n}/{n} (100 %), 0:00:") and line.endswith(" elapsed") for line in lines)
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr
+
+
+def test_plain_progress_prints_at_most_every_interval():
+    from forensics.cli.app import plain_progress
+
+    now = [0.0]
+    lines: list[str] = []
+    update = plain_progress(lines.append, every=30, clock=lambda: now[0])
+    for done in range(0, 101):
+        now[0] = done * 1.0  # one item a second
+        update("extract", done, 100)
+    assert lines == [
+        "features: 0/100 (0 %)",
+        "features: 30/100 (30 %), 0:00:30 elapsed, about 0:01:10 left",
+        "features: 60/100 (60 %), 0:01:00 elapsed, about 0:00:40 left",
+        "features: 90/100 (90 %), 0:01:30 elapsed, about 0:00:10 left",
+        "features: 100/100 (100 %), 0:01:40 elapsed",
+    ]
+    update("train", 0, 6)  # a new stage starts its own clock and prints at once
+    assert lines[-1] == "cross-validation + fit: 0/6 (0 %)"
+
+
 # --------------------------------------------------------------------------------------------------
 # usage errors: one line on stderr, no traceback, non-zero exit
 # --------------------------------------------------------------------------------------------------

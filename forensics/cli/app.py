@@ -29,6 +29,11 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 out_console = Console()
 STATE = {"debug": False, "quiet": False}
+#: Progress labels of the stages the API reports.
+PROGRESS_LABELS = {"extract": "features", "train": "cross-validation + fit", "score": "scoring"}
+#: When stderr is not a terminal (a log file, a batch job), progress is printed as plain lines: one when
+#: a stage starts, one when it ends, and between them at most one every this many seconds.
+PLAIN_PROGRESS_EVERY = 30.0
 
 
 def _version(value: bool):
@@ -40,7 +45,7 @@ def _version(value: bool):
 @app.callback()
 def root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, only results and errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output, only results and errors."),
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Show the version."),
 ):
     STATE["debug"] = debug
@@ -92,15 +97,57 @@ def handle_errors(func):
     return wrapper
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def plain_progress(write, *, every: float | None = None, clock=None):
+    """A ``progress(stage, done, total)`` callback that writes plain lines through ``write``, e.g.
+    ``features: 120/1428 (8 %), 0:00:31 elapsed, about 0:05:38 left``: when a stage starts, when it
+    ends, and in between at most once every ``every`` seconds (:data:`PLAIN_PROGRESS_EVERY`)."""
+    import time
+
+    every = PLAIN_PROGRESS_EVERY if every is None else every
+    clock = clock or time.monotonic
+    started: dict[str, float] = {}
+    last: dict[str, float] = {}
+
+    def update(stage: str, done: int, total: int):
+        now = clock()
+        first = stage not in started
+        if first:
+            started[stage] = now
+        finished = total > 0 and done >= total
+        if not (first or finished or now - last[stage] >= every):
+            return
+        last[stage] = now
+        elapsed = now - started[stage]
+        line = f"{PROGRESS_LABELS.get(stage, stage)}: {done}/{total}"
+        if total > 0:
+            line += f" ({100 * done // total} %)"
+        if not first or finished:
+            line += f", {_clock(elapsed)} elapsed"
+        if 0 < done < total:
+            line += f", about {_clock(elapsed / done * (total - done))} left"
+        write(line)
+
+    return update
+
+
 @contextmanager
 def progress_display():
-    """Yield a ``progress(stage, done, total)`` callback drawing rich progress bars."""
+    """Yield a ``progress(stage, done, total)`` callback: rich progress bars on a terminal, plain
+    lines (:func:`plain_progress`) when stderr goes to a file or a pipe, ``None`` with ``--quiet``."""
     if STATE["quiet"]:
         yield None
         return
+    if not err_console.is_terminal:
+        yield plain_progress(lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True))
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    labels = {"extract": "features", "train": "cross-validation + fit", "score": "scoring"}
+    labels = PROGRESS_LABELS
     with Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),

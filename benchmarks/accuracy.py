@@ -12,11 +12,16 @@ Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensic
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
-        [--no-cross] [--cv-only] [--ablate [--ablate-trees 600]]
+        [--no-cross] [--cv-only] [--ablate [--ablate-trees 600]] [--cues]
 ``--ablate`` answers another question instead: per set, the 5-fold CV AUC of each block alone and of all
 blocks but one (XGBoost retrained with ``--ablate-trees`` trees at learning rate 0.1, unweighted:
 lighter than the default model, so read the differences between rows, not the levels). It is the
 accuracy side of the speed trade-off in benchmarks/speed.py: what each block's milliseconds buy.
+``--cues`` asks why leave-one-set-out fails, with no model at all: every feature's AUC alone on each
+set (0.5 = no signal; below 0.5, the feature is higher on real images), then, per block and pair of
+sets, the correlation of AUC - 0.5 across the block's features and, among the features that separate
+both sets (|AUC - 0.5| >= 0.05 on each), how many point the same way. A model trained on one set can
+transfer to another only through cues that point the same way on both.
 ``--blocks`` takes what ``forensics train --blocks`` takes: ``cnn`` (the optional frozen CNN, needs
 ``pip install 'forensics[cnn]'``) or ``default,cnn`` report the CNN alone or next to the handcrafted blocks.
 Prints a Markdown table (pasted into the README with its date and commit).
@@ -97,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     ap.add_argument("--ablate", action="store_true", help="instead: each block alone and all blocks but one, per set")
     ap.add_argument("--ablate-trees", type=int, default=600, help="XGBoost trees of the ablation fits")
+    ap.add_argument("--cues", action="store_true", help="instead: each feature's AUC alone per set, and whether the cues agree between sets")
     args = ap.parse_args(argv)
     if args.ablate_trees < 1:
         ap.error("--ablate-trees must be at least 1")
@@ -125,6 +131,8 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if args.ablate:
         return ablate(data, spec, args, commit)
+    if args.cues:
+        return cues(data, spec, args, commit)
 
     results = {"sets": {}, "cross": {}}
     for s in sets:
@@ -240,6 +248,73 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
             print(f"| {label.format(b)} | {n} | " + " | ".join(f"{res[s][kind][b]:.4f}" for s in sets) + " |")
     if args.json:
         args.json.write_text(json.dumps({"ablation": res, "meta": {"commit": commit, "blocks": spec.blocks}}, indent=2))
+    return 0
+
+
+#: |AUC - 0.5| from which a feature counts as separating a set in --cues.
+CUE_MIN_EFFECT = 0.05
+
+
+def feature_aucs(X, y) -> np.ndarray:
+    """Each column's ROC AUC as a score for ``y == 1`` (Mann-Whitney, ties averaged), over the rows where
+    it is finite; NaN for a column finite on fewer than half of the rows of either class (e.g. the face
+    parts of CIFAKE's 32 px images, where a face is rarely found: an AUC over the few would say little)."""
+    from scipy.stats import rankdata
+
+    out = np.full(X.shape[1], np.nan)
+    y = np.asarray(y).astype(bool)
+    for j in range(X.shape[1]):
+        ok = np.isfinite(X[:, j])
+        pos, n = int(y[ok].sum()), int(ok.sum())
+        if pos < max(2, y.sum() / 2) or n - pos < max(2, (~y).sum() / 2):
+            continue
+        r = rankdata(X[ok, j])
+        out[j] = (r[y[ok]].sum() - pos * (pos + 1) / 2) / (pos * (n - pos))
+    return out
+
+
+def cues(data: dict, spec: FeatureSpec, args, commit: str) -> int:
+    """Print (and optionally save) each block's cue strength per set and the agreement of the cues'
+    directions between sets."""
+    from itertools import combinations
+
+    from forensics.reports.importance import block_index
+
+    names = spec.feature_names()
+    sets = list(data)
+    effect = {s: feature_aucs(data[s]["X"], data[s]["y"]) - 0.5 for s in sets}
+    blocks = block_index(names)
+    pairs = list(combinations(sets, 2))
+    print(f"\nCue directions on ../shared/data, {datetime.date.today().isoformat()}, commit {commit}, blocks {args.blocks}"
+          + (f", at most {args.limit} per class" if args.limit else "") + ": each feature's AUC alone")
+    print("\nMedian |AUC - 0.5| of the block's features on each set:\n")
+    print("| block | features | " + " | ".join(sets) + " |")
+    print("|---|---|" + "---|" * len(sets))
+    rows = {}
+    for b, ix in list(blocks.items()) + [("all", np.arange(len(names)))]:
+        ix = np.asarray(ix)
+        med = {s: float(np.nanmedian(np.abs(effect[s][ix]))) if np.isfinite(effect[s][ix]).any() else float("nan") for s in sets}
+        rows[b] = {"n": int(len(ix)), "median_abs_effect": med, "pairs": {}}
+        print(f"| {b} | {len(ix)} | " + " | ".join(f"{med[s]:.3f}" for s in sets) + " |")
+    print(f"\nAgreement between sets: correlation of AUC - 0.5 over the block's features; in brackets, of the "
+          f"features with |AUC - 0.5| >= {CUE_MIN_EFFECT} on both sets, how many point the same way:\n")
+    print("| block | " + " | ".join(f"{a} ~ {b}" for a, b in pairs) + " |")
+    print("|---|" + "---|" * len(pairs))
+    for b, row in rows.items():
+        ix = np.asarray(blocks[b]) if b != "all" else np.arange(len(names))
+        cells = []
+        for s1, s2 in pairs:
+            e1, e2 = effect[s1][ix], effect[s2][ix]
+            ok = np.isfinite(e1) & np.isfinite(e2)
+            r = float(np.corrcoef(e1[ok], e2[ok])[0, 1]) if ok.sum() > 2 and e1[ok].std() > 0 and e2[ok].std() > 0 else float("nan")
+            both = ok & (np.abs(np.nan_to_num(e1)) >= CUE_MIN_EFFECT) & (np.abs(np.nan_to_num(e2)) >= CUE_MIN_EFFECT)
+            same = int((np.sign(e1[both]) == np.sign(e2[both])).sum())
+            row["pairs"][f"{s1}~{s2}"] = {"corr": r, "same_direction": same, "both_separate": int(both.sum())}
+            cells.append(f"{r:+.2f} ({same}/{int(both.sum())})" if np.isfinite(r) else "n/a")
+        print(f"| {b} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"cues": rows, "feature_auc": {s: (effect[s] + 0.5).tolist() for s in sets}, "features": names,
+                                         "meta": {"commit": commit, "blocks": spec.blocks, "limit": args.limit}}, indent=2))
     return 0
 
 

@@ -257,8 +257,9 @@ CUE_MIN_EFFECT = 0.05
 
 def feature_aucs(X, y) -> np.ndarray:
     """Each column's ROC AUC as a score for ``y == 1`` (Mann-Whitney, ties averaged), over the rows where
-    it is finite; NaN for a column finite on fewer than half of the rows of either class (e.g. the face
-    parts of CIFAKE's 32 px images, where a face is rarely found: an AUC over the few would say little)."""
+    it is finite; NaN for a constant column and for one finite on fewer than half of the rows of either
+    class (e.g. the face parts of CIFAKE's 32 px images, where a face is rarely found: an AUC over the few
+    would say little)."""
     from scipy.stats import rankdata
 
     out = np.full(X.shape[1], np.nan)
@@ -266,7 +267,7 @@ def feature_aucs(X, y) -> np.ndarray:
     for j in range(X.shape[1]):
         ok = np.isfinite(X[:, j])
         pos, n = int(y[ok].sum()), int(ok.sum())
-        if pos < max(2, y.sum() / 2) or n - pos < max(2, (~y).sum() / 2):
+        if pos < max(2, y.sum() / 2) or n - pos < max(2, (~y).sum() / 2) or np.ptp(X[ok, j]) == 0:
             continue
         r = rankdata(X[ok, j])
         out[j] = (r[y[ok]].sum() - pos * (pos + 1) / 2) / (pos * (n - pos))
@@ -295,7 +296,7 @@ def cues(data: dict, spec: FeatureSpec, args, commit: str) -> int:
         ix = np.asarray(ix)
         med = {s: float(np.nanmedian(np.abs(effect[s][ix]))) if np.isfinite(effect[s][ix]).any() else float("nan") for s in sets}
         rows[b] = {"n": int(len(ix)), "median_abs_effect": med, "pairs": {}}
-        print(f"| {b} | {len(ix)} | " + " | ".join(f"{med[s]:.3f}" for s in sets) + " |")
+        print(f"| {b} | {len(ix)} | " + " | ".join(f"{med[s]:.3f}" if np.isfinite(med[s]) else "n/a" for s in sets) + " |")
     print(f"\nAgreement between sets: correlation of AUC - 0.5 over the block's features; in brackets, of the "
           f"features with |AUC - 0.5| >= {CUE_MIN_EFFECT} on both sets, how many point the same way:\n")
     print("| block | " + " | ".join(f"{a} ~ {b}" for a, b in pairs) + " |")

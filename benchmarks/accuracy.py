@@ -297,22 +297,25 @@ def cues(data: dict, spec: FeatureSpec, args, commit: str) -> int:
         med = {s: float(np.nanmedian(np.abs(effect[s][ix]))) if np.isfinite(effect[s][ix]).any() else float("nan") for s in sets}
         rows[b] = {"n": int(len(ix)), "median_abs_effect": med, "pairs": {}}
         print(f"| {b} | {len(ix)} | " + " | ".join(f"{med[s]:.3f}" if np.isfinite(med[s]) else "n/a" for s in sets) + " |")
-    print(f"\nAgreement between sets: correlation of AUC - 0.5 over the block's features; in brackets, of the "
-          f"features with |AUC - 0.5| >= {CUE_MIN_EFFECT} on both sets, how many point the same way:\n")
-    print("| block | " + " | ".join(f"{a} ~ {b}" for a, b in pairs) + " |")
-    print("|---|" + "---|" * len(pairs))
-    for b, row in rows.items():
-        ix = np.asarray(blocks[b]) if b != "all" else np.arange(len(names))
-        cells = []
-        for s1, s2 in pairs:
-            e1, e2 = effect[s1][ix], effect[s2][ix]
-            ok = np.isfinite(e1) & np.isfinite(e2)
-            r = float(np.corrcoef(e1[ok], e2[ok])[0, 1]) if ok.sum() > 2 and e1[ok].std() > 0 and e2[ok].std() > 0 else float("nan")
-            both = ok & (np.abs(np.nan_to_num(e1)) >= CUE_MIN_EFFECT) & (np.abs(np.nan_to_num(e2)) >= CUE_MIN_EFFECT)
-            same = int((np.sign(e1[both]) == np.sign(e2[both])).sum())
-            row["pairs"][f"{s1}~{s2}"] = {"corr": r, "same_direction": same, "both_separate": int(both.sum())}
-            cells.append(f"{r:+.2f} ({same}/{int(both.sum())})" if np.isfinite(r) else "n/a")
-        print(f"| {b} | " + " | ".join(cells) + " |")
+    if len(sets) < 2:
+        print("\nOne set only: no agreement between sets to measure.")
+    else:
+        print(f"\nAgreement between sets: correlation of AUC - 0.5 over the block's features; in brackets, of the "
+              f"features with |AUC - 0.5| >= {CUE_MIN_EFFECT} on both sets, how many point the same way:\n")
+        print("| block | " + " | ".join(f"{a} ~ {b}" for a, b in pairs) + " |")
+        print("|---|" + "---|" * len(pairs))
+        for b, row in rows.items():
+            ix = np.asarray(blocks[b]) if b != "all" else np.arange(len(names))
+            cells = []
+            for s1, s2 in pairs:
+                e1, e2 = effect[s1][ix], effect[s2][ix]
+                ok = np.isfinite(e1) & np.isfinite(e2)
+                r = float(np.corrcoef(e1[ok], e2[ok])[0, 1]) if ok.sum() > 2 and e1[ok].std() > 0 and e2[ok].std() > 0 else float("nan")
+                both = ok & (np.abs(np.nan_to_num(e1)) >= CUE_MIN_EFFECT) & (np.abs(np.nan_to_num(e2)) >= CUE_MIN_EFFECT)
+                same = int((np.sign(e1[both]) == np.sign(e2[both])).sum())
+                row["pairs"][f"{s1}~{s2}"] = {"corr": r, "same_direction": same, "both_separate": int(both.sum())}
+                cells.append(f"{r:+.2f} ({same}/{int(both.sum())})" if np.isfinite(r) else "n/a")
+            print(f"| {b} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"cues": rows, "feature_auc": {s: (effect[s] + 0.5).tolist() for s in sets}, "features": names,
                                          "meta": {"commit": commit, "blocks": spec.blocks, "limit": args.limit}}, indent=2))

@@ -11,7 +11,7 @@ and across sets:
 Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensics train`` does by default.
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
-        [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
+        [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--param clf__C=0.001 ...] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
         [--no-cross] [--cv-only] [--ablate [--ablate-trees 600]] [--cues]
 ``--ablate`` answers another question instead: per set, the 5-fold CV AUC of each block alone and of all
 blocks but one (XGBoost retrained with ``--ablate-trees`` trees at learning rate 0.1, unweighted:
@@ -76,11 +76,12 @@ def with_ci(m: dict) -> str:
     return f"{m['auc']:.4f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]"
 
 
-def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None, names=None):
+def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None, names=None, params=None):
     """Fit on (Xtr, ytr), score Xte. ``sources``: the set of each training row; pooled fits weigh sets
     (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``).
-    ``names``: the columns, which ``--classifier hybrid`` needs."""
-    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs, feature_names=names)
+    ``names``: the columns, which ``--classifier hybrid`` needs. ``params``: pipeline parameters to set
+    (``--param``)."""
+    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs, feature_names=names).set_params(**(params or {}))
     model.fit(Xtr, ytr, clf__sample_weight=balanced_weights(ytr, sources))
     return model.predict_proba(Xte)[:, 1], model
 
@@ -93,6 +94,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                     help="a block setting, as in forensics train --set (repeatable)")
     ap.add_argument("--classifier", default="xgb")
+    ap.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                    help="set a parameter of the classifier's pipeline, e.g. clf__C=0.001 for logreg (repeatable; VALUE as JSON)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="at most N images per class per set (quick runs)")
     ap.add_argument("--cache-dir", default=None, help="reuse a feature cache (extraction times then measure cache hits)")
@@ -106,6 +109,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.ablate_trees < 1:
         ap.error("--ablate-trees must be at least 1")
+    if args.params and (args.ablate or args.cues):
+        ap.error("--param sets the benchmark's classifier; --ablate fits lighter models of its own and --cues none")
 
     if not args.data.is_dir():
         print(f"no data folder at {args.data}; nothing to measure")
@@ -115,11 +120,20 @@ def main(argv=None) -> int:
 
     from forensics.errors import UsageError
 
+    params = {}
+    for item in args.params:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
     try:
         spec = FeatureSpec.create(args.blocks, parse_settings(args.settings))
         names = spec.feature_names()
-        build_pipeline(args.classifier, feature_names=names)  # e.g. hybrid without cnn: refused before extracting
-    except UsageError as exc:  # e.g. --blocks cnn without the extra: say how to install it
+        build_pipeline(args.classifier, feature_names=names).set_params(**params)  # e.g. hybrid without cnn: refused before extracting
+    except (UsageError, ValueError) as exc:  # --blocks cnn without the extra, a --param the pipeline lacks
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="forensics-bench-cache-")
@@ -137,7 +151,7 @@ def main(argv=None) -> int:
     results = {"sets": {}, "cross": {}}
     for s in sets:
         X, y = data[s]["X"], data[s]["y"]
-        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
+        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
         oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed, sample_weight=balanced_weights(y))
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
@@ -145,10 +159,10 @@ def main(argv=None) -> int:
             held = {k: float("nan") for k in ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy")}
         else:
             Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names), Xtr, ytr, n_splits=5, random_state=args.seed,
+            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params), Xtr, ytr, n_splits=5, random_state=args.seed,
                                             sample_weight=balanced_weights(ytr))
             thr_tr = choose_threshold(ytr, oof_tr)
-            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs, names=names)
+            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs, names=names, params=params)
             held = detection_metrics(yte, p, thr_tr)
         results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
@@ -156,17 +170,17 @@ def main(argv=None) -> int:
     if not args.no_cross and len(sets) > 1:
         if "faces-stylegan" in data and "faces-photoshop" in data:
             a, b = data["faces-stylegan"], data["faces-photoshop"]
-            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
+            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
             thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed,
                                                                       sample_weight=balanced_weights(a["y"])))
-            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs, names=names)
+            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs, names=names, params=params)
             results["cross"]["stylegan_model_fpr_on_photoshop_real"] = float((p >= thr).mean())
         for s in sets:
             others = [o for o in sets if o != s]
             Xtr = np.vstack([data[o]["X"] for o in others])
             ytr = np.concatenate([data[o]["y"] for o in others])
             src_tr = np.concatenate([[o] * len(data[o]["y"]) for o in others])
-            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr, names=names)
+            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr, names=names, params=params)
             m = detection_metrics(data[s]["y"], p)
             results["cross"].setdefault("leave_one_set_out_auc", {})[s] = m["auc"]
             results["cross"].setdefault("leave_one_set_out_auc_ci", {})[s] = [m["auc_ci_low"], m["auc_ci_high"]]
@@ -179,18 +193,18 @@ def main(argv=None) -> int:
         from sklearn.model_selection import StratifiedKFold
 
         oof = np.full(len(yall), np.nan)
-        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names)
+        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(Xall, strat):
             w = balanced_weights(yall[tr], src[tr])
             oof[te] = clone(base).fit(Xall[tr], yall[tr], clf__sample_weight=w).predict_proba(Xall[te])[:, 1]
         results["cross"]["pooled_cv_auc"] = {s: detection_metrics(yall[src == s], oof[src == s])["auc"] for s in sets}
 
     results["meta"] = {"date": datetime.date.today().isoformat(), "commit": commit, "blocks": spec.blocks, "settings": args.settings,
-                       "n_features": len(spec.feature_names()), "classifier": args.classifier, "limit": args.limit, "jobs": args.jobs}
+                       "n_features": len(spec.feature_names()), "classifier": args.classifier, "params": params, "limit": args.limit, "jobs": args.jobs}
 
     print(f"\nAccuracy on ../shared/data, {results['meta']['date']}, commit {commit}, blocks {args.blocks}"
           + (f" (--set {' '.join(args.settings)})" if args.settings else "") + " "
-          f"({results['meta']['n_features']} features), {args.classifier}" + (f", at most {args.limit} per class" if args.limit else ""))
+          f"({results['meta']['n_features']} features), {args.classifier}" + (f" ({', '.join(args.params)})" if args.params else "") + (f", at most {args.limit} per class" if args.limit else ""))
     print()
     print("| set | n | CV AUC [95 % CI] | CV AP | CV bal. acc | held-out AUC (20 %) [95 % CI] | held-out bal. acc | extraction ms/image |")
     print("|---|---|---|---|---|---|---|---|")

@@ -148,10 +148,14 @@ def main(argv=None) -> int:
     if args.cues:
         return cues(data, spec, args, commit)
 
+    def model():
+        """The benchmark's classifier pipeline, with its ``--param`` settings."""
+        return build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
+
     results = {"sets": {}, "cross": {}}
     for s in sets:
         X, y = data[s]["X"], data[s]["y"]
-        pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
+        pipe = model()
         oof = cross_validated_scores(pipe, X, y, n_splits=5, random_state=args.seed, sample_weight=balanced_weights(y))
         thr = choose_threshold(y, oof)
         cv = detection_metrics(y, oof, thr)
@@ -159,7 +163,7 @@ def main(argv=None) -> int:
             held = {k: float("nan") for k in ("auc", "auc_ci_low", "auc_ci_high", "balanced_accuracy")}
         else:
             Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-            oof_tr = cross_validated_scores(build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params), Xtr, ytr, n_splits=5, random_state=args.seed,
+            oof_tr = cross_validated_scores(model(), Xtr, ytr, n_splits=5, random_state=args.seed,
                                             sample_weight=balanced_weights(ytr))
             thr_tr = choose_threshold(ytr, oof_tr)
             p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs, names=names, params=params)
@@ -170,7 +174,7 @@ def main(argv=None) -> int:
     if not args.no_cross and len(sets) > 1:
         if "faces-stylegan" in data and "faces-photoshop" in data:
             a, b = data["faces-stylegan"], data["faces-photoshop"]
-            pipe = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
+            pipe = model()
             thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed,
                                                                       sample_weight=balanced_weights(a["y"])))
             p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs, names=names, params=params)
@@ -193,7 +197,7 @@ def main(argv=None) -> int:
         from sklearn.model_selection import StratifiedKFold
 
         oof = np.full(len(yall), np.nan)
-        base = build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
+        base = model()
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(Xall, strat):
             w = balanced_weights(yall[tr], src[tr])
             oof[te] = clone(base).fit(Xall[tr], yall[tr], clf__sample_weight=w).predict_proba(Xall[te])[:, 1]

@@ -274,11 +274,11 @@ CUE_MIN_EFFECT = 0.05
 
 
 def feature_aucs(X, y) -> np.ndarray:
-    """Each column's ROC AUC as a score for ``y == 1`` (Mann-Whitney, ties averaged), over the rows where
-    it is finite; NaN for a constant column and for one finite on fewer than half of the rows of either
-    class (e.g. the face parts of CIFAKE's 32 px images, where a face is rarely found: an AUC over the few
-    would say little)."""
-    from scipy.stats import rankdata
+    """Each column's ROC AUC as a score for ``y == 1`` (the shortcut audit's :func:`column_auc`, not
+    folded), over the rows where it is finite; NaN for a constant column and for one finite on fewer
+    than half of the rows of either class (e.g. the face parts of CIFAKE's 32 px images, where a face is
+    rarely found: an AUC over the few would say little)."""
+    from forensics.pipelines.audit import column_auc
 
     out = np.full(X.shape[1], np.nan)
     y = np.asarray(y).astype(bool)
@@ -287,8 +287,7 @@ def feature_aucs(X, y) -> np.ndarray:
         pos, n = int(y[ok].sum()), int(ok.sum())
         if pos < max(2, y.sum() / 2) or n - pos < max(2, (~y).sum() / 2) or np.ptp(X[ok, j]) == 0:
             continue
-        r = rankdata(X[ok, j])
-        out[j] = (r[y[ok]].sum() - pos * (pos + 1) / 2) / (pos * (n - pos))
+        out[j] = column_auc(X[:, j], y, fold=False)
     return out
 
 

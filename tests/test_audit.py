@@ -63,6 +63,17 @@ def test_column_auc_is_direction_free():
     assert column_auc(v, np.zeros(20)) == 0.5
 
 
+def test_column_auc_unfolded_keeps_the_direction():
+    y = np.repeat([0, 1], 10)
+    v = np.arange(20, dtype=float)
+    v[[0, 19]] = np.nan  # NaN rows are left out
+    assert column_auc(v, y, fold=False) == 1.0
+    assert column_auc(-v, y, fold=False) == 0.0
+    mixed = np.r_[np.arange(10), np.arange(10) + 5.0]  # half the fakes above every real
+    assert column_auc(mixed, y, fold=False) == pytest.approx(0.875)
+    assert column_auc(-mixed, y, fold=False) == pytest.approx(0.125)
+
+
 def test_shortcut_columns_from_diag_records():
     diag = [
         {"width": 100, "height": 50, "format": "JPEG", "jpeg_quality": 90.0, "file_size": 1000},

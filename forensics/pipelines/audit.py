@@ -57,8 +57,9 @@ def shortcut_columns(diag) -> "pd.DataFrame":  # noqa: F821
     return out
 
 
-def column_auc(values, y) -> float:
-    """``max(auc, 1 - auc)`` of a column used as a score (0.5 for a constant column)."""
+def column_auc(values, y, *, fold: bool = True) -> float:
+    """``max(auc, 1 - auc)`` of a column used as a score over its finite rows (0.5 for a constant
+    column); with ``fold=False`` the AUC itself (below 0.5: the column is higher on class 0)."""
     v = np.asarray(values, dtype=float)
     y = np.asarray(y).astype(int)
     ok = np.isfinite(v)
@@ -66,7 +67,7 @@ def column_auc(values, y) -> float:
     if len(np.unique(y)) < 2 or np.unique(v).size < 2:
         return 0.5
     auc = float(roc_auc_score(y, v))
-    return max(auc, 1.0 - auc)
+    return max(auc, 1.0 - auc) if fold else auc
 
 
 def combined_auc(X, y, *, n_splits: int = 5, random_state: int = 0) -> float:

@@ -147,7 +147,6 @@ def progress_display():
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    labels = PROGRESS_LABELS
     with Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -161,7 +160,7 @@ def progress_display():
 
         def update(stage: str, done: int, total: int):
             if stage not in tasks:
-                tasks[stage] = prog.add_task(labels.get(stage, stage), total=total)
+                tasks[stage] = prog.add_task(PROGRESS_LABELS.get(stage, stage), total=total)
             prog.update(tasks[stage], completed=done, total=total)
 
         yield update

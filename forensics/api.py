@@ -340,8 +340,7 @@ def train(
     else:
         spec = FeatureSpec.create(blocks if blocks is not None else "default", settings, max_pixels, face_crop=bool(face_crop))
     names = spec.feature_names()
-    if classifier == "hybrid":  # needs the cnn block and a handcrafted one: say so before extracting anything
-        build_pipeline("hybrid", feature_names=names)
+    build_pipeline(classifier, feature_names=names)  # refuses what it cannot fit (hybrid without cnn) before extracting
     _video.check_sampling(video_every, video_fps, video_max_frames)
     if video_every is None and video_fps is None:
         video_fps = _video.TRAIN_FPS

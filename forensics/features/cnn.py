@@ -44,7 +44,8 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
    The same is done for the mirror image, and each cell's values are averaged with the mirror
    image's values of the same cell, so that a part pasted on either side of the face is seen alike:
    1008 features named ``cnn__g<row><column>_std_<channel>``. Made for spliced faces (the Photoshop
-   set), with ``forensics train --classifier hybrid`` (README, "Optional CNN block").
+   set), with ``forensics train --classifier logreg --tune`` or ``--classifier hybrid`` (README,
+   "Optional CNN block").
 
 Speed and runtimes
 ------------------
@@ -214,6 +215,11 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
     if head:
         return net
 
+    def _mean_std(x):
+        """Per-channel mean and (population) standard deviation over the positions of (N, C, H, W)."""
+        mean = x.mean(dim=(2, 3))
+        return mean, ((x - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
+
     def _tapped(body, x, taps) -> list:
         """The outputs of MBConv blocks ``taps`` (ascending), the stem and blocks run as
         ``extract_features`` runs them, up to the last tapped block."""
@@ -245,9 +251,7 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
         def forward(self, x):
             out = []
             for x in _tapped(self.body, x, STAGE_BLOCKS):
-                mean = x.mean(dim=(2, 3))
-                std = ((x - mean[:, :, None, None]) ** 2).mean(dim=(2, 3)).sqrt()
-                out += [mean, std, x.amax(dim=(2, 3))]
+                out += [*_mean_std(x), x.amax(dim=(2, 3))]
             return torch.cat(out, dim=1)
 
     class GridStatistics(torch.nn.Module):
@@ -261,13 +265,7 @@ def load_efficientnet_lite0(*, head: bool = False, layers: str = "last"):
         def forward(self, x):
             n = x.shape[0]
             (x,) = _tapped(self.body, torch.cat([x, torch.flip(x, dims=[3])], dim=0), (GRID_BLOCK,))
-            stds = []
-            for r0, r1 in GRID_CELLS:
-                for c0, c1 in GRID_CELLS:
-                    cell = x[:, :, r0:r1, c0:c1]
-                    mean = cell.mean(dim=(2, 3), keepdim=True)
-                    stds.append(((cell - mean) ** 2).mean(dim=(2, 3)).sqrt())
-            out = torch.cat(stds, dim=1)
+            out = torch.cat([_mean_std(x[:, :, r0:r1, c0:c1])[1] for r0, r1 in GRID_CELLS for c0, c1 in GRID_CELLS], dim=1)
             return (out[:n] + out[n:]) / 2
 
     modules = {"last": PooledFeatures, "stages": StageStatistics, "grid": GridStatistics}

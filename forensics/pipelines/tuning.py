@@ -45,7 +45,7 @@ SEARCH_SPACES: dict[str, dict[str, list]] = {
     # the SVC inside CalibratedClassifierCV; features are standardised, so gamma "scale" is 1 / n_features
     "svm": {"C": [0.3, 1.0, 3.0, 10.0, 30.0], "gamma": ["scale", 0.001, 0.003, 0.01, 0.03]},
     # down to strong penalties: thousands of correlated features (faceparts, the cnn grid) on a thousand
-    # or two images want C = 0.001-0.003 (README, "Measured results"), the default blocks on more images 0.3
+    # or two images want C = 0.001-0.003 (README, "Optional CNN block"), the default blocks on faces-stylegan 0.3
     "logreg": {"C": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]},
     # the members' own parameters (xgb__..., svm__...) and the SVM's share of the mean
     "blend": {

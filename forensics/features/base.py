@@ -168,7 +168,7 @@ def pad_to_min(arr: np.ndarray, min_size: int) -> np.ndarray:
 
 #: Presets and what they mean. ``default`` is every handcrafted block fed to the classifier.
 PRESETS: dict[str, str] = {
-    "default": "every handcrafted block that needs no optional package (spectrum, texture, noise, color, ela, cooc)",
+    "default": "every handcrafted block that needs no optional package (spectrum, texture, noise, color, ela, cooc, layout)",
     "fast": "spectrum and cooc (about 8x a JPEG decode), for triage of very large folders",
     "faces": "the default blocks plus faceparts, for pictures of faces (needs forensics[faces])",
 }

@@ -17,8 +17,9 @@ Preprocessing (the official EfficientNet-Lite evaluation pipeline)
 1. Take the centred square whose side is ``crop_fraction`` (default 0.875 = 224/256) of the image's
    shorter side: the same field of view as "resize the shorter side to 256, centre-crop 224".
 2. Resize it to 224 x 224: pixel-area averaging when shrinking, bicubic when enlarging (OpenCV).
-   This block is the only one that resamples: the handcrafted blocks never do, because resampling
-   erases the high-frequency traces they measure. The CNN sees the image's content at a fixed scale.
+   The handcrafted blocks never resample pictures of up to 512 px (``layout`` shrinks larger ones;
+   the others crop them), because resampling erases the high-frequency traces they measure. The CNN
+   sees the image's content at a fixed scale.
 3. Scale RGB to ``(x - 127) / 128`` (about [-1, 1]): the "inception-style" mean and standard
    deviation that the TensorFlow EfficientNet-Lite models were trained with (``MEAN_RGB = 127``,
    ``STDDEV_RGB = 128`` in ``efficientnet_lite_builder.py``). The package's README shows the

@@ -199,3 +199,19 @@ def golden_inputs() -> dict[str, np.ndarray]:
 
 def test_golden_values():
     check_golden(BLOCK, golden_inputs(), layout_features, layout_names())
+
+
+def test_shares_the_ela_blocks_recompression(monkeypatch, astronaut):
+    """On shared views, ``ela`` (qualities 95, 90, 75) and ``layout`` (90) encode three JPEGs, not four;
+    the cached error image is read-only, so no block can change what another one reads."""
+    img = astronaut[:128, :128]
+    calls = []
+    real = cv2.imencode
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    views = ImageViews(img)
+    ela, lay = get_block("ela").compute(views), get_block(BLOCK).compute(views)
+    assert len(calls) == 3
+    np.testing.assert_array_equal(lay, layout_features(img))
+    np.testing.assert_array_equal(ela, get_block("ela").compute(img))
+    with pytest.raises(ValueError):
+        views.jpeg_error(90)[0, 0, 0] = 1

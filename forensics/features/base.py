@@ -100,6 +100,25 @@ class ImageViews:
         """(H, W, 3) float32 CIE L*a*b* (L in [0, 100])."""
         return self._get("lab", lambda: cv2.cvtColor(self.rgb_f / 255.0, cv2.COLOR_RGB2Lab))
 
+    def jpeg_error(self, quality: int, min_side: int = 16) -> np.ndarray:
+        """(H, W, 3) uint8 ``|image - JPEG(image, quality)|`` in BGR order (read-only, cached).
+
+        The image is edge-padded to ``min_side`` pixels a side first (:func:`pad_to_min`), then
+        recompressed with OpenCV's libjpeg(-turbo) at its default 4:2:0 chroma subsampling. The
+        ``ela`` and ``layout`` blocks share it: one round trip per quality and image.
+        """
+
+        def compute():
+            bgr = cv2.cvtColor(pad_to_min(self.rgb, min_side), cv2.COLOR_RGB2BGR)
+            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            if not ok:  # pragma: no cover - libjpeg does not fail on a valid uint8 image
+                raise RuntimeError(f"JPEG encoding at quality {quality} failed")
+            err = cv2.absdiff(bgr, cv2.imdecode(buf, cv2.IMREAD_COLOR))
+            err.flags.writeable = False
+            return err
+
+        return self._get(("jpeg_error", int(quality), int(min_side)), compute)
+
 
 #: Pairwise channel sums (r+g, r+b, g+b): their energies give the cross products without a split.
 _PAIR_SUMS = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32)

@@ -198,10 +198,8 @@ def ela_features(image, *, qualities: tuple = (95, 90, 75), patch: int = 32, max
     """
     qualities = _check_settings(qualities, patch, max_size)
     v = as_views(image).crop(max_size)
-    rgb = pad_to_min(v.rgb, _MIN_SIDE)
     gray = pad_to_min(v.gray, _MIN_SIDE)
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # contiguous, OpenCV's channel order
-    h, w = bgr.shape[:2]
+    h, w = gray.shape
     p = int(min(patch, min(h, w) // 2))
 
     # Luma activity |dY/dx| + |dY/dy| (forward differences, 0 past the last row/column).
@@ -225,12 +223,7 @@ def ela_features(image, *, qualities: tuple = (95, 90, 75), patch: int = 32, max
     s2 = np.empty((h, w), dtype=np.float32)
     hists, grids, patch_rows = [], [], []
     for q in qualities:
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
-        if not ok:  # pragma: no cover - libjpeg does not fail on a valid uint8 image
-            raise RuntimeError(f"JPEG encoding at quality {q} failed")
-        diff = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        cv2.absdiff(bgr, diff, dst=diff)
-        c0, c1, c2 = cv2.split(diff)
+        c0, c1, c2 = cv2.split(v.jpeg_error(q, _MIN_SIDE))
         cv2.add(c0, c1, dst=s16, dtype=cv2.CV_16U)
         cv2.add(s16, c2, dst=s16, dtype=cv2.CV_16U)
         hists.append(cv2.calcHist([s16], [0], None, [766], [0, 766]).ravel())

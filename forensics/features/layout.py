@@ -34,7 +34,8 @@ Implementation
   edge-padded to 16.
 * Cell means are area-weighted (``cv2.resize`` with ``INTER_AREA`` to ``cells`` x ``cells``), so
   sides that are not multiples of ``cells`` share their border pixels between cells.
-* Recompression uses OpenCV's libjpeg(-turbo), as the ``ela`` block does.
+* Recompression uses OpenCV's libjpeg(-turbo) through ``ImageViews.jpeg_error``: on shared views
+  the ``ela`` block's round trip at quality 90 serves both blocks.
 
 Position-specific features only mean something when the pictures scored are framed like those
 trained on. On the face sets here they help (see the README's Measured results); on pictures framed
@@ -59,6 +60,7 @@ from forensics.features.base import as_views, pad_to_min, register_block
 _MIN_SIDE = 16
 _FLOOR = 0.05  # grey levels: log(m + c) keeps flat cells finite
 _ELA_QUALITY = 90
+_MEAN3 = np.full((1, 3), 1.0 / 3.0, dtype=np.float32)
 _KB = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=np.float32) / 4.0
 #: Maps in column order (see the module docstring).
 MAPS = ("res", "kb", "res_cr", "res_cb", "ela", "grad", "lap", "sharp", "a", "b")
@@ -113,29 +115,20 @@ def layout_features(image, *, cells: int = 8, max_size: int = 512) -> np.ndarray
     """
     _check_settings(cells, max_size)
     v = as_views(image)
-    rgb = v.rgb
-    h, w = rgb.shape[:2]
-    if max(h, w) > max_size:
+    h, w = v.rgb.shape[:2]
+    if max(h, w) > max_size:  # the shrunk copy's own views (colour conversions, JPEG round trip)
         scale = max_size / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        ycrcb = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2YCrCb)
-        lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    else:
-        ycrcb, lab = v.ycrcb, v.lab
-    rgb = pad_to_min(rgb, _MIN_SIDE)
-    ycrcb = pad_to_min(ycrcb, _MIN_SIDE)
-    lab = pad_to_min(lab, _MIN_SIDE)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        v = as_views(np.ascontiguousarray(cv2.resize(v.rgb, size, interpolation=cv2.INTER_AREA)))
+    ycrcb = pad_to_min(v.ycrcb, _MIN_SIDE)
+    lab = pad_to_min(v.lab, _MIN_SIDE)
     y = np.ascontiguousarray(ycrcb[:, :, 0])
 
     res = _abs_median_residual(y)
     kb = np.abs(cv2.filter2D(y, -1, _KB))
     res_cr = _abs_median_residual(np.ascontiguousarray(ycrcb[:, :, 1]))
     res_cb = _abs_median_residual(np.ascontiguousarray(ycrcb[:, :, 2]))
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _ELA_QUALITY])
-    if not ok:  # pragma: no cover - libjpeg does not fail on a valid uint8 image
-        raise RuntimeError("JPEG encoding failed")
-    ela = cv2.absdiff(bgr, cv2.imdecode(buf, cv2.IMREAD_COLOR)).astype(np.float32).mean(axis=2)
+    ela = cv2.transform(v.jpeg_error(_ELA_QUALITY, _MIN_SIDE).astype(np.float32), _MEAN3)  # shared with ``ela``
     smooth = cv2.GaussianBlur(y, (0, 0), 1.0)
     grad = cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
                          cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))

@@ -39,7 +39,7 @@ Implementation
 
 Position-specific features only mean something when the pictures scored are framed like those
 trained on. On the face sets here they help (see the README's Measured results); on pictures framed
-at random the classifier finds nothing stable in them and the other blocks carry the score.
+at random a cell stands for no particular part (not measured: no such labelled set is at hand).
 
 References
 ----------

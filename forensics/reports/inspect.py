@@ -95,11 +95,9 @@ def ela_map(rgb: np.ndarray, *, quality: int = ELA_QUALITY) -> np.ndarray:
     """
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - libjpeg does not fail on a valid uint8 image
-        raise RuntimeError(f"JPEG encoding at quality {quality} failed")
-    diff = cv2.absdiff(bgr, cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    from forensics.features.base import as_views
+
+    diff = as_views(np.ascontiguousarray(rgb, dtype=np.uint8)).jpeg_error(int(quality), min_side=1)
     return diff.astype(np.float32).mean(axis=2)
 
 

@@ -76,14 +76,12 @@ def with_ci(m: dict) -> str:
     return f"{m['auc']:.4f} [{m['auc_ci_low']:.3f}, {m['auc_ci_high']:.3f}]"
 
 
-def fit_score(classifier, Xtr, ytr, Xte, seed, jobs, sources=None, names=None, params=None):
-    """Fit on (Xtr, ytr), score Xte. ``sources``: the set of each training row; pooled fits weigh sets
-    (and classes within them) equally, as ``forensics train`` does by default (``--weights balanced``).
-    ``names``: the columns, which ``--classifier hybrid`` needs. ``params``: pipeline parameters to set
-    (``--param``)."""
-    model = build_pipeline(classifier, random_state=seed, n_jobs=jobs, feature_names=names).set_params(**(params or {}))
+def fit_score(model, Xtr, ytr, Xte, sources=None):
+    """Fit the unfitted pipeline ``model`` on (Xtr, ytr) and score Xte. ``sources``: the set of each
+    training row; pooled fits weigh sets (and classes within them) equally, as ``forensics train`` does
+    by default (``--weights balanced``)."""
     model.fit(Xtr, ytr, clf__sample_weight=balanced_weights(ytr, sources))
-    return model.predict_proba(Xte)[:, 1], model
+    return model.predict_proba(Xte)[:, 1]
 
 
 def main(argv=None) -> int:
@@ -166,7 +164,7 @@ def main(argv=None) -> int:
             oof_tr = cross_validated_scores(model(), Xtr, ytr, n_splits=5, random_state=args.seed,
                                             sample_weight=balanced_weights(ytr))
             thr_tr = choose_threshold(ytr, oof_tr)
-            p, _ = fit_score(args.classifier, Xtr, ytr, Xte, args.seed, args.jobs, names=names, params=params)
+            p = fit_score(model(), Xtr, ytr, Xte)
             held = detection_metrics(yte, p, thr_tr)
         results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
@@ -177,14 +175,14 @@ def main(argv=None) -> int:
             pipe = model()
             thr = choose_threshold(a["y"], cross_validated_scores(pipe, a["X"], a["y"], n_splits=5, random_state=args.seed,
                                                                       sample_weight=balanced_weights(a["y"])))
-            p, _ = fit_score(args.classifier, a["X"], a["y"], b["X"][b["y"] == 0], args.seed, args.jobs, names=names, params=params)
+            p = fit_score(model(), a["X"], a["y"], b["X"][b["y"] == 0])
             results["cross"]["stylegan_model_fpr_on_photoshop_real"] = float((p >= thr).mean())
         for s in sets:
             others = [o for o in sets if o != s]
             Xtr = np.vstack([data[o]["X"] for o in others])
             ytr = np.concatenate([data[o]["y"] for o in others])
             src_tr = np.concatenate([[o] * len(data[o]["y"]) for o in others])
-            p, _ = fit_score(args.classifier, Xtr, ytr, data[s]["X"], args.seed, args.jobs, sources=src_tr, names=names, params=params)
+            p = fit_score(model(), Xtr, ytr, data[s]["X"], sources=src_tr)
             m = detection_metrics(data[s]["y"], p)
             results["cross"].setdefault("leave_one_set_out_auc", {})[s] = m["auc"]
             results["cross"].setdefault("leave_one_set_out_auc_ci", {})[s] = [m["auc_ci_low"], m["auc_ci_high"]]

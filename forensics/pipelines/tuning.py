@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 #: (which are in every list). Keys are the classifier's own parameter names.
 SEARCH_SPACES: dict[str, dict[str, list]] = {
     "xgb": {
-        "n_estimators": [600, 1200, 2000],
+        "n_estimators": [1000, 2000, 3000],
         "learning_rate": [0.02, 0.05, 0.1],
         "max_depth": [3, 4, 6],
         "min_child_weight": [1, 2, 5],

@@ -25,6 +25,7 @@ from forensics.features import color  # noqa: F401,E402
 from forensics.features import ela  # noqa: F401,E402
 from forensics.features import cooc  # noqa: F401,E402
 from forensics.features import layout  # noqa: F401,E402
+from forensics.features import hog  # noqa: F401,E402
 from forensics.features import faceparts  # noqa: F401,E402  (optional: needs yuface)
 from forensics.features import cnn  # noqa: F401,E402  (optional: torch imported on first use only)
 

@@ -1,0 +1,106 @@
+"""``hog``: which way the edges run, and where: histograms of oriented gradients over a grid.
+
+A part pasted into a face (an eye, a nose, a mouth) is drawn from another face: its outline, the fold
+of its lid, the line of its brows sit at angles and in places that do not quite continue the face
+around them, even when its noise and colour were blended in. ``layout`` measures how much noise and
+detail each cell of the picture holds; this block measures the *direction* of the detail in each
+cell, the descriptor of Dalal & Triggs (2005): the luma's gradient orientations, histogrammed per
+cell and weighted by gradient magnitude, each cell's histogram normalised by the contrast of the
+2 x 2 cells around it, so that the shape counts and not the lighting. On pictures framed the same way
+(face crops) a cell stands for a part of the face and the classifier learns how its edges normally
+run. It needs nothing beyond the default packages.
+
+What it sees is shape, and shape is also pose and content. On faces-photoshop the spliced faces are
+more often frontal than the real ones; the gain this block brings there holds within bins of equal
+head turn (see the README's Measured results), but a model can still learn a set's poses or subjects
+along with its splices. Measure it on your own pictures before trusting it on another source.
+
+Implementation
+--------------
+* The luma (ITU-R BT.601, as the other blocks) is resized to ``size`` x ``size`` pixels (pixel-area
+  averaging when shrinking, bilinear when enlarging), so a cell is a fixed fraction of the frame
+  whatever the picture's size and aspect ratio.
+* :func:`skimage.feature.hog` does the rest: central-difference gradients, ``orientations`` unsigned
+  orientation bins over 0-180 degrees, cells of ``size / cells`` pixels, blocks of 2 x 2 cells
+  normalised with L2-Hys (L2, clipped at 0.2, L2 again), every overlapping block position.
+* A flat picture has no gradient: every value is 0.
+
+Features are named by the cell, the 2 x 2 block that normalised it (by its top-left cell) and the
+orientation bin: ``r2c3__blk_r1c3__o40`` is cell (2, 3)'s bin for orientations 40-60 degrees, as
+normalised in the block whose top-left cell is (1, 3). A cell inside the grid appears in four blocks.
+``cells`` x ``cells`` cells give ``(cells - 1)**2 * 4 * orientations`` values (1764 for the defaults).
+
+References
+----------
+.. [1] N. Dalal and B. Triggs, "Histograms of oriented gradients for human detection", CVPR 2005.
+.. [2] M. Kee and H. Farid, "Exposing digital forgeries from 3-D lighting environments", WIFS 2010
+       (a pasted part's geometry and shading need not agree with the face it joins).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.feature import hog as _skimage_hog
+
+from forensics.features.base import as_views, register_block
+
+
+def _check_settings(cells, size, orientations) -> None:
+    for name, value, lo, hi in (("cells", cells, 2, 16), ("orientations", orientations, 2, 36)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2 * cells or size % cells:
+        raise ValueError(f"size must be an integer multiple of cells ({cells}) of at least {2 * cells} "
+                         f"(each cell at least 2 pixels), got {size!r}")
+
+
+def _names(*, cells=8, size=128, orientations=9):
+    _check_settings(cells, size, orientations)
+    step = 180.0 / orientations
+    bins = [f"o{round(k * step):d}" if float(k * step).is_integer() else f"o{k * step:.1f}" for k in range(orientations)]
+    return [f"r{i + a}c{j + b}__blk_r{i}c{j}__{o}"
+            for i in range(cells - 1) for j in range(cells - 1) for a in (0, 1) for b in (0, 1) for o in bins]
+
+
+@register_block(
+    "hog",
+    names=_names,
+    presets=(),
+    cost="low",
+    reference="Dalal & Triggs, CVPR 2005",
+)
+def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 9) -> np.ndarray:
+    """Which way the edges run in each cell of a grid over the picture: histograms of oriented
+    gradients of the luma, normalised over 2 x 2 cells.
+
+    Parameters
+    ----------
+    image : array, path, LoadedImage or ImageViews
+        The image (converted to 8-bit RGB).
+    cells : int, keyword-only
+        The grid is ``cells`` x ``cells`` (2 to 16).
+    size : int, keyword-only
+        The luma is resized to ``size`` x ``size`` pixels first; a multiple of ``cells``.
+    orientations : int, keyword-only
+        Orientation bins over 0-180 degrees (2 to 36).
+
+    Returns
+    -------
+    ndarray of float64
+        ``(cells - 1)**2 * 4 * orientations`` values in [0, 1], block by block in row order, then the
+        block's four cells in row order, then the orientation bins.
+    """
+    _check_settings(cells, size, orientations)
+    v = as_views(image)
+    y = v.ycrcb[:, :, 0]
+    h, w = y.shape[:2]
+    interp = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
+    y = cv2.resize(np.ascontiguousarray(y, dtype=np.float32), (size, size), interpolation=interp) / 255.0
+    cell = size // cells
+    out = _skimage_hog(y, orientations=orientations, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
+                       block_norm="L2-Hys", feature_vector=True)
+    return np.asarray(out, dtype=np.float64)
+
+
+hog_names = _names

@@ -27,14 +27,12 @@ Implementation
 
 Features are named by the cell, the 2 x 2 block that normalised it (by its top-left cell) and the
 orientation bin: ``r2c3__blk_r1c3__o40`` is cell (2, 3)'s bin for orientations 40-60 degrees, as
-normalised in the block whose top-left cell is (1, 3). A cell inside the grid appears in four blocks.
+normalised in the block whose top-left cell is (1, 3). A cell inside the grid appears in four blocks, an edge cell in two, a corner cell in one.
 ``cells`` x ``cells`` cells give ``(cells - 1)**2 * 4 * orientations`` values (1764 for the defaults).
 
 References
 ----------
 .. [1] N. Dalal and B. Triggs, "Histograms of oriented gradients for human detection", CVPR 2005.
-.. [2] M. Kee and H. Farid, "Exposing digital forgeries from 3-D lighting environments", WIFS 2010
-       (a pasted part's geometry and shading need not agree with the face it joins).
 """
 
 from __future__ import annotations

@@ -11,13 +11,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 from skimage import data
 
-from forensics.features import ImageViews, get_block
+from forensics.features import get_block
 from forensics.features.base import center_crop
 from forensics.features.ela import ela_features, ela_names
-from forensics.loading import as_loaded
+from block_utils import assert_input_kinds_agree
 from golden_utils import check_golden
 
 BLOCK = "ela"
@@ -129,15 +128,7 @@ def test_natural_image(astronaut):
 
 
 def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
-    img = astronaut[100:200, 150:270]
-    path = tmp_path / "img.png"
-    Image.fromarray(img).save(path)
-    ref = ela_features(img)
-    np.testing.assert_array_equal(ela_features(str(path)), ref)
-    np.testing.assert_array_equal(ela_features(path), ref)
-    np.testing.assert_array_equal(ela_features(as_loaded(img)), ref)
-    np.testing.assert_array_equal(ela_features(ImageViews(img)), ref)
-    np.testing.assert_array_equal(get_block(BLOCK).compute(img), ref)
+    assert_input_kinds_agree(ela_features, BLOCK, astronaut[100:200, 150:270], tmp_path)
 
 
 def test_large_image_uses_an_aligned_centre_crop(astronaut):

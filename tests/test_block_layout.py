@@ -10,13 +10,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 from scipy.ndimage import median_filter
 from skimage import data
 
 from forensics.features import ImageViews, get_block, resolve_blocks
 from forensics.features.layout import MAPS, layout_features, layout_names
-from forensics.loading import as_loaded
+from block_utils import assert_input_kinds_agree
 from golden_utils import check_golden
 
 BLOCK = "layout"
@@ -96,14 +95,7 @@ def test_constant_image_is_all_zero():
 
 
 def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
-    img = astronaut[100:200, 150:270]
-    path = tmp_path / "img.png"
-    Image.fromarray(img).save(path)
-    ref = layout_features(img)
-    np.testing.assert_array_equal(layout_features(str(path)), ref)
-    np.testing.assert_array_equal(layout_features(as_loaded(img)), ref)
-    np.testing.assert_array_equal(layout_features(ImageViews(img)), ref)
-    np.testing.assert_array_equal(get_block(BLOCK).compute(img), ref)
+    assert_input_kinds_agree(layout_features, BLOCK, astronaut[100:200, 150:270], tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
 from skimage import data
 from skimage.feature import local_binary_pattern
 
@@ -23,7 +22,7 @@ from forensics.features.texture import (
     texture_features,
     texture_names,
 )
-from forensics.loading import as_loaded
+from block_utils import assert_input_kinds_agree
 from golden_utils import check_golden
 
 BLOCK = "texture"
@@ -153,15 +152,7 @@ def test_large_image_is_centre_cropped_not_resampled(astronaut):
 
 
 def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
-    img = astronaut[100:200, 150:270]
-    path = tmp_path / "img.png"
-    Image.fromarray(img).save(path)
-    ref = texture_features(img)
-    np.testing.assert_array_equal(texture_features(str(path)), ref)
-    np.testing.assert_array_equal(texture_features(path), ref)
-    np.testing.assert_array_equal(texture_features(as_loaded(img)), ref)
-    np.testing.assert_array_equal(texture_features(ImageViews(img)), ref)
-    np.testing.assert_array_equal(get_block(BLOCK).compute(img), ref)
+    assert_input_kinds_agree(texture_features, BLOCK, astronaut[100:200, 150:270], tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------

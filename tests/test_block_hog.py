@@ -18,7 +18,8 @@ from block_utils import assert_input_kinds_agree
 from golden_utils import check_golden
 
 BLOCK = "hog"
-N_DEFAULT = 7 * 7 * 4 * 9
+N_DEFAULT = 7 * 4 * 4 * 9  # with the mirror image: 7 rows of 4 block positions (the left half and the middle)
+N_OWN = 7 * 7 * 4 * 9  # mirror=False: every block
 
 
 def noise(shape=(64, 64), seed=0) -> np.ndarray:
@@ -33,8 +34,12 @@ def stripes(size=128, period=8, vertical=True) -> np.ndarray:
 
 
 def per_cell(values: np.ndarray, cells=8, orientations=9) -> np.ndarray:
-    """(blocks, blocks, 2, 2, orientations) view of the block's output."""
+    """(blocks, blocks, 2, 2, orientations) view of the block's output with ``mirror=False``."""
     return values.reshape(cells - 1, cells - 1, 2, 2, orientations)
+
+
+def own(image, **settings) -> np.ndarray:
+    return hog_features(image, mirror=False, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,8 @@ def test_in_no_preset_named_only():
     assert resolve_blocks("default,hog")[-1] == BLOCK
 
 
-@pytest.mark.parametrize("settings, n", [({}, N_DEFAULT), ({"cells": 4, "size": 64}, 9 * 4 * 9),
+@pytest.mark.parametrize("settings, n", [({}, N_DEFAULT), ({"mirror": False}, N_OWN), ({"cells": 4, "size": 64}, 3 * 2 * 4 * 9),
+                                         ({"cells": 5, "size": 80}, 4 * 2 * 4 * 9), ({"cells": 4, "size": 64, "mirror": False}, 9 * 4 * 9),
                                          ({"cells": 2, "size": 4, "orientations": 6}, 1 * 4 * 6)])
 def test_length_matches_names(settings, n, astronaut):
     names = hog_names(**settings)
@@ -64,13 +70,18 @@ def test_length_matches_names(settings, n, astronaut):
 def test_registry_names_prefixed_and_encode_cell_block_and_angle():
     names = get_block(BLOCK).feature_names()
     assert len(names) == N_DEFAULT and all(n.startswith("hog__") for n in names)
-    assert names[:2] == ["hog__r0c0__blk_r0c0__o0", "hog__r0c0__blk_r0c0__o20"]
+    # a cell and its mirror cell's columns, a block and its mirror block's (by their top-left cells)
+    assert names[:2] == ["hog__r0c0c7__blk_r0c0c6__o0", "hog__r0c0c7__blk_r0c0c6__o20"]
+    assert names[9] == "hog__r0c1c6__blk_r0c0c6__o0" and names[-1] == "hog__r7c4c3__blk_r6c3__o160"
+    assert get_block(BLOCK).feature_names({"orientations": 8})[1] == "hog__r0c0c7__blk_r0c0c6__o22.5"
+    names = get_block(BLOCK).feature_names({"mirror": False})
+    assert len(names) == N_OWN and names[:2] == ["hog__r0c0__blk_r0c0__o0", "hog__r0c0__blk_r0c0__o20"]
     assert names[9] == "hog__r0c1__blk_r0c0__o0" and names[-1] == "hog__r7c7__blk_r6c6__o160"
-    assert get_block(BLOCK).feature_names({"orientations": 8})[1] == "hog__r0c0__blk_r0c0__o22.5"
 
 
 @pytest.mark.parametrize("settings", [{"cells": 1}, {"cells": 17}, {"cells": 4.0}, {"cells": True}, {"size": 100},
-                                      {"size": 8}, {"size": "128"}, {"orientations": 1}, {"orientations": 37}])
+                                      {"size": 8}, {"size": "128"}, {"orientations": 1}, {"orientations": 37},
+                                      {"mirror": "yes"}, {"mirror": 1}])
 def test_bad_settings_raise_naming_the_parameter(settings):
     key = next(iter(settings))
     with pytest.raises(ValueError, match=key):
@@ -109,15 +120,40 @@ def test_matches_scikit_image_on_the_resized_luma(astronaut):
     img = astronaut[:256, :256]
     y = cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2YCrCb)[:, :, 0]
     y = cv2.resize(y, (128, 128), interpolation=cv2.INTER_AREA) / 255.0
-    ref = skimage_hog(y, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), block_norm="L2-Hys")
-    np.testing.assert_allclose(hog_features(img), ref, atol=1e-6)
+    hog = lambda plane: skimage_hog(plane, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), block_norm="L2-Hys")
+    ref = hog(y)
+    np.testing.assert_allclose(own(img), ref, atol=1e-6)
+    both = (ref.reshape(7, 7, 36) + hog(np.ascontiguousarray(y[:, ::-1])).reshape(7, 7, 36)) / 2
+    np.testing.assert_allclose(hog_features(img), both[:, :4].ravel(), atol=1e-6)
+
+
+def test_the_mirror_image_gives_the_same_vector(astronaut):
+    """With ``mirror`` (the default) the picture and its mirror image give the same values; each
+    on its own (``mirror=False``) they differ."""
+    img = cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA)
+    flipped = np.ascontiguousarray(img[:, ::-1])
+    np.testing.assert_allclose(hog_features(flipped), hog_features(img), atol=1e-9)
+    assert np.abs(own(flipped) - own(img)).max() > 0.1
+
+
+def test_a_part_turned_on_the_left_or_on_the_right_looks_alike(astronaut):
+    """On a mirror-symmetric picture, a part turned in cell (2, 1) or in its mirror cell (2, 6) gives
+    the same vector; without ``mirror`` the two differ."""
+    half = cv2.resize(astronaut, (64, 128), interpolation=cv2.INTER_AREA)
+    img = np.ascontiguousarray(np.concatenate([half, half[:, ::-1]], axis=1))
+    left, right = img.copy(), img.copy()
+    left[32:48, 16:32] = np.rot90(img[32:48, 16:32])
+    right[32:48, 96:112] = np.ascontiguousarray(left[32:48, 16:32][:, ::-1])  # the same change, mirrored
+    np.testing.assert_allclose(hog_features(left), hog_features(right), atol=1e-9)
+    assert np.abs(hog_features(left) - hog_features(img)).max() > 0.04  # half the change of the cell on its own
+    assert np.abs(own(left) - own(right)).max() > 0.1
 
 
 @pytest.mark.parametrize("vertical, angle", [(True, 0), (False, 90)])
 def test_stripes_fill_the_bin_of_their_gradient(vertical, angle):
     """Vertical stripes vary along x: their gradient points at 0 degrees, and every cell's
     histogram peaks in the 0-20 degree bin; horizontal stripes in the 90-110 degree bin."""
-    f = per_cell(hog_features(stripes(vertical=vertical)))
+    f = per_cell(own(stripes(vertical=vertical)))
     assert (f.argmax(axis=-1) == angle // 20).all()
     assert (f[..., angle // 20] > 0.15).all()
 
@@ -136,7 +172,7 @@ def test_an_edge_in_one_cell_shows_in_its_blocks_only():
     that cell see it, in its own slot and at 0 degrees; every other value stays 0."""
     img = np.full((128, 128, 3), 120, np.uint8)
     img[32:48, 80:96] = stripes(16, period=4)
-    f = per_cell(hog_features(img))
+    f = per_cell(own(img))
     assert np.count_nonzero(f) > 0
     for bi in range(7):
         for bj in range(7):
@@ -156,10 +192,10 @@ def test_a_turned_part_moves_its_cells_histogram(astronaut):
     img = cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA)
     turned = img.copy()
     turned[32:48, 48:64] = np.rot90(img[32:48, 48:64])  # cell (2, 3)
-    d = np.abs(per_cell(hog_features(turned)) - per_cell(hog_features(img))).sum(axis=-1)
-    own = [d[bi, bj, 2 - bi, 3 - bj] for bi in (1, 2) for bj in (2, 3)]
+    d = np.abs(per_cell(own(turned)) - per_cell(own(img))).sum(axis=-1)
+    in_cell = [d[bi, bj, 2 - bi, 3 - bj] for bi in (1, 2) for bj in (2, 3)]
     untouched = [d[bi, bj] for bi in range(7) for bj in range(7) if not (bi <= 3 and bi + 1 >= 1 and bj <= 4 and bj + 1 >= 2)]
-    assert min(own) > 0.3
+    assert min(in_cell) > 0.3
     assert not np.any(untouched)
 
 

@@ -19,7 +19,7 @@ from block_utils import assert_input_kinds_agree
 from golden_utils import check_golden
 
 BLOCK = "layout"
-N_DEFAULT = len(MAPS) * 64
+N_DEFAULT = len(MAPS) * 32  # 8 rows of 4 pairs of mirror cells
 
 
 def _feats(image, **settings) -> dict[str, float]:
@@ -27,9 +27,9 @@ def _feats(image, **settings) -> dict[str, float]:
 
 
 def _map(image, name, **settings) -> np.ndarray:
-    """One map's cells as a (cells, cells) array."""
+    """One map's cells as a (cells, cells) array, each cell on its own (``mirror=False``)."""
     cells = settings.get("cells", 8)
-    f = _feats(image, **settings)
+    f = _feats(image, mirror=False, **settings)
     return np.array([[f[f"{name}__r{i}c{j}"] for j in range(cells)] for i in range(cells)])
 
 
@@ -55,7 +55,11 @@ def test_in_the_default_preset_after_cooc():
     assert BLOCK in resolve_blocks("faces") and BLOCK not in resolve_blocks("fast")
 
 
-@pytest.mark.parametrize("settings, n", [({}, N_DEFAULT), ({"cells": 4}, len(MAPS) * 16), ({"cells": 2, "max_size": 64}, len(MAPS) * 4)])
+@pytest.mark.parametrize(
+    "settings, n",
+    [({}, N_DEFAULT), ({"mirror": False}, len(MAPS) * 64), ({"cells": 4}, len(MAPS) * 8), ({"cells": 5}, len(MAPS) * 15),
+     ({"cells": 2, "max_size": 64, "mirror": False}, len(MAPS) * 4)],
+)
 def test_length_matches_names(settings, n, astronaut):
     names = layout_names(**settings)
     assert len(names) == n == len(set(names))
@@ -65,12 +69,17 @@ def test_length_matches_names(settings, n, astronaut):
 def test_registry_names_prefixed_and_encode_position():
     names = get_block(BLOCK).feature_names()
     assert len(names) == N_DEFAULT and all(n.startswith("layout__") for n in names)
-    assert names[0] == "layout__res__r0c0" and names[63] == "layout__res__r7c7" and names[-1] == "layout__b__r7c7"
-    assert "layout__sharp__r3c4" in names
-    assert get_block(BLOCK).feature_names({"cells": 3})[-1] == "layout__b__r2c2"
+    assert names[:5] == ["layout__res__r0c0c7", "layout__res__r0c1c6", "layout__res__r0c2c5", "layout__res__r0c3c4", "layout__res__r1c0c7"]
+    assert names[31] == "layout__res__r7c3c4" and names[-1] == "layout__b__r7c3c4"
+    assert get_block(BLOCK).feature_names({"cells": 3})[-2:] == ["layout__b__r2c0c2", "layout__b__r2c1"]  # odd grid: the middle column alone
+    own = get_block(BLOCK).feature_names({"mirror": False})
+    assert own[0] == "layout__res__r0c0" and own[63] == "layout__res__r7c7" and own[-1] == "layout__b__r7c7"
 
 
-@pytest.mark.parametrize("settings", [{"cells": 1}, {"cells": 17}, {"cells": 4.0}, {"cells": True}, {"max_size": 8}, {"max_size": "512"}])
+@pytest.mark.parametrize(
+    "settings",
+    [{"cells": 1}, {"cells": 17}, {"cells": 4.0}, {"cells": True}, {"max_size": 8}, {"max_size": "512"}, {"mirror": "yes"}, {"mirror": 1}],
+)
 def test_bad_settings_raise_naming_the_parameter(settings):
     key = next(iter(settings))
     with pytest.raises(ValueError, match=key):
@@ -104,7 +113,7 @@ def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
 
 
 def test_every_map_is_relative_to_the_median_cell(astronaut):
-    f = layout_features(astronaut).reshape(len(MAPS), 64)
+    f = layout_features(astronaut, mirror=False).reshape(len(MAPS), 64)
     np.testing.assert_allclose(np.median(f, axis=1), 0.0, atol=1e-12)
     assert (f.std(axis=1) > 0.01).all()  # a real photo's cells differ on every map
 
@@ -116,15 +125,15 @@ def test_invariant_to_the_overall_noise_and_colour_level():
     rng = np.random.default_rng(3)
     ramp = rng.normal(0, 1, (96, 96, 3)) * np.linspace(2, 12, 96)[None, :, None]  # noise grows to the right
     u8 = lambda x: np.clip(x, 0, 255).round().astype(np.uint8)
-    names = layout_names()
+    names = layout_names(mirror=False)
     idx = lambda maps: [names.index(f"{m}__r{i}c{j}") for m in maps for i in range(8) for j in range(8)]
-    base = layout_features(u8(100 + ramp))
+    base = layout_features(u8(100 + ramp), mirror=False)
     a = dict(zip(names, base))
     assert all(a[f"res__r{i}c7"] - a[f"res__r{i}c0"] > 1.0 for i in range(8))
-    tinted = layout_features(u8(100 + ramp + (20, 5, -10)))
+    tinted = layout_features(u8(100 + ramp + (20, 5, -10)), mirror=False)
     np.testing.assert_allclose(tinted[idx(("res", "kb", "res_cr", "res_cb"))], base[idx(("res", "kb", "res_cr", "res_cb"))], atol=0.06)
     np.testing.assert_allclose(tinted[idx(("a", "b"))], base[idx(("a", "b"))], atol=0.2)
-    louder = layout_features(u8(100 + 2 * ramp))
+    louder = layout_features(u8(100 + 2 * ramp), mirror=False)
     np.testing.assert_allclose(louder[idx(("res", "kb"))], base[idx(("res", "kb"))], atol=0.1)
 
 
@@ -179,6 +188,48 @@ def test_large_pictures_are_shrunk_whole_not_cropped(astronaut):
     np.testing.assert_allclose(layout_features(big), layout_features(small), atol=1e-9)
     wide = layout_features(np.ascontiguousarray(big[:, :]), max_size=256)
     assert wide.shape == (N_DEFAULT,) and np.isfinite(wide).all()
+
+
+def test_mirror_averages_each_cell_with_its_mirror_cell(astronaut):
+    """``mirror=True`` (the default) is the mean of each cell and the cell across the vertical midline,
+    from the sides in; the middle column of an odd grid is kept as it is."""
+    img = astronaut[:200, :200]
+    for cells in (8, 5):
+        own = layout_features(img, cells=cells, mirror=False).reshape(len(MAPS), cells, cells)
+        half = (cells + 1) // 2
+        expected = ((own + own[:, :, ::-1]) / 2)[:, :, :half]
+        np.testing.assert_allclose(layout_features(img, cells=cells).reshape(len(MAPS), cells, half), expected, atol=1e-12)
+    f = _feats(img, cells=5)
+    assert f["res__r1c2"] == pytest.approx(_map(img, "res", cells=5)[1, 2], abs=1e-12)
+
+
+def test_mirror_image_gives_the_same_features(astronaut):
+    """The picture and its mirror image give the same values (the JPEG round trip of the ``ela`` map
+    is not exactly mirror-symmetric: chroma subsampling and rounding)."""
+    img = astronaut[:256, :256]
+    a, b = layout_features(img), layout_features(np.ascontiguousarray(img[:, ::-1]))
+    ela = np.array([n.startswith("ela__") for n in layout_names()])
+    np.testing.assert_allclose(a[~ela], b[~ela], atol=1e-4)
+    np.testing.assert_allclose(a[ela], b[ela], atol=0.05)
+    own, own_flipped = layout_features(img, mirror=False), layout_features(np.ascontiguousarray(img[:, ::-1]), mirror=False)
+    assert np.abs(own - own_flipped).max() > 0.5  # without the mirror, position left or right counts
+
+
+def test_a_patch_on_the_left_or_on_the_right_looks_alike():
+    """The same blurred square pasted at the left or at the mirror position on the right moves the
+    same pair of cells by the same amount: a classifier learns one rule for both eyes."""
+    half = noise((64, 32), seed=4, sigma=8)
+    img = np.ascontiguousarray(np.concatenate([half, half[:, ::-1]], axis=1))  # a mirror-symmetric picture
+    left, right = img.copy(), img.copy()
+    left[16:32, 8:24] = cv2.GaussianBlur(img[16:32, 8:24], (0, 0), 2.0)  # rows 2-3, columns 1-2
+    right[16:32, 40:56] = cv2.GaussianBlur(img[16:32, 40:56], (0, 0), 2.0)  # columns 5-6, their mirror cells
+    f0, fl, fr = _feats(img), _feats(left), _feats(right)
+    for cell in ("r2c1c6", "r2c2c5", "r3c1c6", "r3c2c5"):
+        dl, dr = fl[f"res__{cell}"] - f0[f"res__{cell}"], fr[f"res__{cell}"] - f0[f"res__{cell}"]
+        assert dl < -0.7 and dl == pytest.approx(dr, abs=1e-6), (cell, dl, dr)
+    assert abs(fl["res__r5c0c7"] - f0["res__r5c0c7"]) < 0.15
+    own_l, own_r = _map(left, "res"), _map(right, "res")
+    assert own_l[2, 1] - own_r[2, 1] < -0.7  # each cell on its own tells the sides apart
 
 
 def golden_inputs() -> dict[str, np.ndarray]:

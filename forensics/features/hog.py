@@ -44,31 +44,39 @@ from skimage.feature import hog as _skimage_hog
 from forensics.features.base import as_views, register_block
 
 
-def _check_settings(cells, size, orientations) -> None:
+def _check_settings(cells, size, orientations, mirror=True) -> None:
     for name, value, lo, hi in (("cells", cells, 2, 16), ("orientations", orientations, 2, 36)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
             raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2 * cells or size % cells:
         raise ValueError(f"size must be an integer multiple of cells ({cells}) of at least {2 * cells} "
                          f"(each cell at least 2 pixels), got {size!r}")
+    if not isinstance(mirror, (bool, np.bool_)):
+        raise ValueError(f"mirror must be true or false, got {mirror!r}")
 
 
-def _names(*, cells=8, size=128, orientations=9):
-    _check_settings(cells, size, orientations)
+def _names(*, cells=8, size=128, orientations=9, mirror=True):
+    _check_settings(cells, size, orientations, mirror)
     step = 180.0 / orientations
     bins = [f"o{round(k * step):d}" if float(k * step).is_integer() else f"o{k * step:.1f}" for k in range(orientations)]
-    return [f"r{i + a}c{j + b}__blk_r{i}c{j}__{o}"
-            for i in range(cells - 1) for j in range(cells - 1) for a in (0, 1) for b in (0, 1) for o in bins]
+    n = cells - 1  # block positions a side
+    if not mirror:
+        return [f"r{i + a}c{j + b}__blk_r{i}c{j}__{o}"
+                for i in range(n) for j in range(n) for a in (0, 1) for b in (0, 1) for o in bins]
+    col = lambda c, last: f"c{c}" + (f"c{last - c}" if last - c != c else "")  # a column and its mirror column
+    return [f"r{i + a}{col(j + b, cells - 1)}__blk_r{i}{col(j, n - 1)}__{o}"
+            for i in range(n) for j in range((n + 1) // 2) for a in (0, 1) for b in (0, 1) for o in bins]
 
 
 @register_block(
     "hog",
     names=_names,
     presets=(),
+    version=2,  # 2: averaged with the mirror image (mirror=True) by default
     cost="low",
     reference="Dalal & Triggs, CVPR 2005",
 )
-def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 9) -> np.ndarray:
+def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 9, mirror: bool = True) -> np.ndarray:
     """Which way the edges run in each cell of a grid over the picture: histograms of oriented
     gradients of the luma, normalised over 2 x 2 cells.
 
@@ -82,23 +90,33 @@ def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 
         The luma is resized to ``size`` x ``size`` pixels first; a multiple of ``cells``.
     orientations : int, keyword-only
         Orientation bins over 0-180 degrees (2 to 36).
+    mirror : bool, keyword-only
+        Average each value with the same one of the mirror image (left and right swapped), and keep
+        the blocks of the left half and the middle: a part changed on the left or on the right of a
+        subject gives the same values, and the picture and its mirror image the same vector.
+        ``False`` keeps the picture's own histograms, every block.
 
     Returns
     -------
     ndarray of float64
-        ``(cells - 1)**2 * 4 * orientations`` values in [0, 1], block by block in row order, then the
-        block's four cells in row order, then the orientation bins.
+        Values in [0, 1], block by block in row order, then the block's four cells in row order, then
+        the orientation bins: ``(cells - 1)**2 * 4 * orientations`` without ``mirror``,
+        ``(cells - 1) * ceil((cells - 1) / 2) * 4 * orientations`` with it.
     """
-    _check_settings(cells, size, orientations)
+    _check_settings(cells, size, orientations, mirror)
     v = as_views(image)
     y = v.ycrcb[:, :, 0]
     h, w = y.shape[:2]
     interp = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
     y = cv2.resize(np.ascontiguousarray(y, dtype=np.float32), (size, size), interpolation=interp) / 255.0
     cell = size // cells
-    out = _skimage_hog(y, orientations=orientations, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
-                       block_norm="L2-Hys", feature_vector=True)
-    return np.asarray(out, dtype=np.float64)
+    hist = lambda plane: np.asarray(_skimage_hog(plane, orientations=orientations, pixels_per_cell=(cell, cell),
+                                                 cells_per_block=(2, 2), block_norm="L2-Hys",
+                                                 feature_vector=False), dtype=np.float64)
+    out = hist(y)  # (block row, block column, cell row, cell column, orientation)
+    if mirror:
+        out = ((out + hist(np.ascontiguousarray(y[:, ::-1]))) / 2)[:, : cells // 2]
+    return out.ravel()
 
 
 hog_names = _names

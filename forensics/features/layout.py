@@ -66,16 +66,27 @@ _KB = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=np.float32) / 4.0
 MAPS = ("res", "kb", "res_cr", "res_cb", "ela", "grad", "lap", "sharp", "a", "b")
 
 
-def _check_settings(cells, max_size) -> None:
+def _check_settings(cells, max_size, mirror=True) -> None:
     if isinstance(cells, bool) or not isinstance(cells, (int, np.integer)) or not 2 <= cells <= 16:
         raise ValueError(f"cells must be an integer from 2 to 16, got {cells!r}")
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < _MIN_SIDE:
         raise ValueError(f"max_size must be an integer >= {_MIN_SIDE}, got {max_size!r}")
+    if not isinstance(mirror, (bool, np.bool_)):
+        raise ValueError(f"mirror must be true or false, got {mirror!r}")
 
 
-def _names(*, cells=8, max_size=512):
-    _check_settings(cells, max_size)
-    return [f"{m}__r{i}c{j}" for m in MAPS for i in range(cells) for j in range(cells)]
+def _cell_labels(cells: int, mirror: bool) -> list[str]:
+    """``r{i}c{j}`` per cell; with ``mirror``, ``r{i}c{j}c{k}`` per pair of mirror cells (k = cells - 1 - j)
+    from the sides in, and ``r{i}c{j}`` for the middle column of an odd grid."""
+    if not mirror:
+        return [f"r{i}c{j}" for i in range(cells) for j in range(cells)]
+    pairs = [(j, cells - 1 - j) for j in range((cells + 1) // 2)]
+    return [f"r{i}c{j}" + (f"c{k}" if k != j else "") for i in range(cells) for j, k in pairs]
+
+
+def _names(*, cells=8, max_size=512, mirror=True):
+    _check_settings(cells, max_size, mirror)
+    return [f"{m}__{c}" for m in MAPS for c in _cell_labels(cells, bool(mirror))]
 
 
 def _cell_means(m: np.ndarray, cells: int) -> np.ndarray:
@@ -90,10 +101,11 @@ def _abs_median_residual(plane: np.ndarray) -> np.ndarray:
     "layout",
     names=_names,
     presets=("default",),
+    version=2,  # 2: mirror cells averaged (mirror=True) by default
     cost="low",
     reference="Mahdian & Saic, Image Vis. Comput. 2009; Krawetz, Black Hat 2007",
 )
-def layout_features(image, *, cells: int = 8, max_size: int = 512) -> np.ndarray:
+def layout_features(image, *, cells: int = 8, max_size: int = 512, mirror: bool = True) -> np.ndarray:
     """Where the noise, detail, recompression error and colour are: each cell of a grid over the
     picture against the picture's median cell.
 
@@ -105,15 +117,21 @@ def layout_features(image, *, cells: int = 8, max_size: int = 512) -> np.ndarray
         The grid is ``cells`` x ``cells`` (2 to 16).
     max_size : int, keyword-only
         Larger pictures are shrunk (pixel-area averaging) to this many pixels on the longer side.
+    mirror : bool, keyword-only
+        Average each cell with its mirror cell across the vertical midline (the same cell of the
+        mirror image), so that a part changed on the left or on the right of a subject gives the same
+        values. ``False`` keeps every cell on its own.
 
     Returns
     -------
     ndarray of float64
-        ``10 * cells**2`` values, map by map (``res``, ``kb``, ``res_cr``, ``res_cb``, ``ela``,
-        ``grad``, ``lap``, ``sharp``, ``a``, ``b``), cells in row order: log level minus the median
-        cell's (colour: difference of means), 0 for a cell like the picture's median one.
+        Map by map (``res``, ``kb``, ``res_cr``, ``res_cb``, ``ela``, ``grad``, ``lap``, ``sharp``,
+        ``a``, ``b``), cells in row order: log level minus the median cell's (colour: difference of
+        means), 0 for a cell like the picture's median one. ``10 * cells * ceil(cells / 2)`` values
+        with ``mirror`` (each row's pairs of mirror cells from the sides in), ``10 * cells**2``
+        without.
     """
-    _check_settings(cells, max_size)
+    _check_settings(cells, max_size, mirror)
     v = as_views(image)
     h, w = v.rgb.shape[:2]
     if max(h, w) > max_size:  # the shrunk copy's own views (colour conversions, JPEG round trip)
@@ -140,7 +158,10 @@ def layout_features(image, *, cells: int = 8, max_size: int = 512) -> np.ndarray
     logs["sharp"] = logs["res"] - logs["grad"]
     logs["a"] = _cell_means(np.ascontiguousarray(lab[:, :, 1]), cells)
     logs["b"] = _cell_means(np.ascontiguousarray(lab[:, :, 2]), cells)
-    return np.concatenate([logs[k] - np.median(logs[k]) for k in MAPS])
+    out = np.stack([logs[k] - np.median(logs[k]) for k in MAPS]).reshape(len(MAPS), cells, cells)
+    if mirror:
+        out = ((out + out[:, :, ::-1]) / 2)[:, :, : (cells + 1) // 2]
+    return out.ravel()
 
 
 layout_names = _names

@@ -28,7 +28,17 @@ Implementation
 Features are named by the cell, the 2 x 2 block that normalised it (by its top-left cell) and the
 orientation bin: ``r2c3__blk_r1c3__o40`` is cell (2, 3)'s bin for orientations 40-60 degrees, as
 normalised in the block whose top-left cell is (1, 3). A cell inside the grid appears in four blocks, an edge cell in two, a corner cell in one.
-``cells`` x ``cells`` cells give ``(cells - 1)**2 * 4 * orientations`` values (1764 for the defaults).
+``cells`` x ``cells`` cells give ``(cells - 1)**2 * 4 * orientations`` values (1764 for the defaults)
+with ``mirror=False``.
+
+Left and right alike (``mirror=True``, the default): the histograms of the picture and of its mirror
+image are averaged, value by value, so that the picture and its mirror image give the same vector
+and a part changed on the left or on the right of a face gives the same values. The blocks of the
+right half then repeat those of the left half (with the orientations mirrored) and are dropped: the
+blocks of the left half and the middle are kept, ``(cells - 1) * ceil((cells - 1) / 2) * 4 *
+orientations`` values (1008 for the defaults), named by each column and its mirror column:
+``r2c1c6__blk_r1c0c6__o40`` is cell (2, 1), with cell (2, 6) of the picture folded onto it, in the
+block whose top-left cell is (1, 0) (its mirror block's is (1, 6)). It costs two HOG passes.
 
 References
 ----------

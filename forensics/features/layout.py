@@ -26,6 +26,18 @@ difference minus its median, and the cell's mean minus the median cell mean for 
 for a cell like the picture's typical one, whatever the camera's overall noise or colour. Cells are
 numbered by row and column from the top left (``r0c0`` ... ``r7c7``).
 
+Left and right alike (``mirror=True``, the default): each cell is then averaged with its mirror
+cell across the vertical midline, which is the same cell of the mirror image (every map but ``ela``
+is exactly mirror-symmetric; JPEG's chroma subsampling and rounding make ``ela`` nearly so), and
+each row keeps its pairs from the sides in: ``res__r3c0c7`` is the mean of cells (3, 0) and (3, 7),
+``r3c3c4`` of the two middle ones (the middle column of an odd grid stands alone, ``r3c2`` of 5).
+A face's left and right eye then share their values, so a model that learned from spliced left eyes
+knows spliced right ones, and a head turned left or right looks alike. On the face sets this gained
+0.02 CV AUC on the splices and lost nothing on the StyleGAN faces; a StyleGAN-face model called about
+0.02 more of another camera's real faces fake, inside its spread over seeds (see the README's
+Measured results).
+``mirror=False`` keeps every cell apart: ``10 * cells**2`` values.
+
 Implementation
 --------------
 * Pictures larger than ``max_size`` pixels on the longer side are shrunk to it by pixel-area

@@ -171,6 +171,19 @@ def center_crop(arr: np.ndarray, size: int | None, align: int = CROP_ALIGN) -> n
     return arr[top : top + ch, left : left + cw]
 
 
+def mirror_column_label(col: int, n: int) -> str:
+    """Name of grid column ``col`` of ``n`` folded onto its mirror column (``n - 1 - col``), as blocks that
+    average a grid with its mirror image name it: ``c1c6`` for column 1 of 8, ``c2`` for the middle one of 5."""
+    other = n - 1 - col
+    return f"c{col}" + (f"c{other}" if other != col else "")
+
+
+def check_mirror(mirror) -> None:
+    """Refuse a ``mirror`` setting that is not a boolean (``--set block.mirror=false`` parses to one)."""
+    if not isinstance(mirror, (bool, np.bool_)):
+        raise ValueError(f"mirror must be true or false, got {mirror!r}")
+
+
 def pad_to_min(arr: np.ndarray, min_size: int) -> np.ndarray:
     """Edge-pad an array so both spatial sides are at least ``min_size`` (for tiny images)."""
     h, w = arr.shape[:2]

@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 from skimage.feature import hog as _skimage_hog
 
-from forensics.features.base import as_views, register_block
+from forensics.features.base import as_views, check_mirror, mirror_column_label, register_block
 
 
 def _check_settings(cells, size, orientations, mirror=True) -> None:
@@ -61,8 +61,7 @@ def _check_settings(cells, size, orientations, mirror=True) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2 * cells or size % cells:
         raise ValueError(f"size must be an integer multiple of cells ({cells}) of at least {2 * cells} "
                          f"(each cell at least 2 pixels), got {size!r}")
-    if not isinstance(mirror, (bool, np.bool_)):
-        raise ValueError(f"mirror must be true or false, got {mirror!r}")
+    check_mirror(mirror)
 
 
 def _names(*, cells=8, size=128, orientations=9, mirror=True):
@@ -73,8 +72,7 @@ def _names(*, cells=8, size=128, orientations=9, mirror=True):
     if not mirror:
         return [f"r{i + a}c{j + b}__blk_r{i}c{j}__{o}"
                 for i in range(n) for j in range(n) for a in (0, 1) for b in (0, 1) for o in bins]
-    col = lambda c, last: f"c{c}" + (f"c{last - c}" if last - c != c else "")  # a column and its mirror column
-    return [f"r{i + a}{col(j + b, cells - 1)}__blk_r{i}{col(j, n - 1)}__{o}"
+    return [f"r{i + a}{mirror_column_label(j + b, cells)}__blk_r{i}{mirror_column_label(j, n)}__{o}"
             for i in range(n) for j in range((n + 1) // 2) for a in (0, 1) for b in (0, 1) for o in bins]
 
 

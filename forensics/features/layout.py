@@ -67,7 +67,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from forensics.features.base import as_views, pad_to_min, register_block
+from forensics.features.base import as_views, check_mirror, mirror_column_label, pad_to_min, register_block
 
 _MIN_SIDE = 16
 _FLOOR = 0.05  # grey levels: log(m + c) keeps flat cells finite
@@ -83,8 +83,7 @@ def _check_settings(cells, max_size, mirror=True) -> None:
         raise ValueError(f"cells must be an integer from 2 to 16, got {cells!r}")
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < _MIN_SIDE:
         raise ValueError(f"max_size must be an integer >= {_MIN_SIDE}, got {max_size!r}")
-    if not isinstance(mirror, (bool, np.bool_)):
-        raise ValueError(f"mirror must be true or false, got {mirror!r}")
+    check_mirror(mirror)
 
 
 def _cell_labels(cells: int, mirror: bool) -> list[str]:
@@ -92,8 +91,7 @@ def _cell_labels(cells: int, mirror: bool) -> list[str]:
     from the sides in, and ``r{i}c{j}`` for the middle column of an odd grid."""
     if not mirror:
         return [f"r{i}c{j}" for i in range(cells) for j in range(cells)]
-    pairs = [(j, cells - 1 - j) for j in range((cells + 1) // 2)]
-    return [f"r{i}c{j}" + (f"c{k}" if k != j else "") for i in range(cells) for j, k in pairs]
+    return [f"r{i}{mirror_column_label(j, cells)}" for i in range(cells) for j in range((cells + 1) // 2)]
 
 
 def _names(*, cells=8, max_size=512, mirror=True):

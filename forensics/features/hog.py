@@ -64,6 +64,11 @@ def _check_settings(cells, size, orientations, mirror=True) -> None:
     check_mirror(mirror)
 
 
+def _kept_block_columns(cells: int) -> int:
+    """With ``mirror``: the block columns of the left half and the middle, ceil((cells - 1) / 2)."""
+    return cells // 2
+
+
 def _names(*, cells=8, size=128, orientations=9, mirror=True):
     _check_settings(cells, size, orientations, mirror)
     step = 180.0 / orientations
@@ -73,7 +78,7 @@ def _names(*, cells=8, size=128, orientations=9, mirror=True):
         return [f"r{i + a}c{j + b}__blk_r{i}c{j}__{o}"
                 for i in range(n) for j in range(n) for a in (0, 1) for b in (0, 1) for o in bins]
     return [f"r{i + a}{mirror_column_label(j + b, cells)}__blk_r{i}{mirror_column_label(j, n)}__{o}"
-            for i in range(n) for j in range((n + 1) // 2) for a in (0, 1) for b in (0, 1) for o in bins]
+            for i in range(n) for j in range(_kept_block_columns(cells)) for a in (0, 1) for b in (0, 1) for o in bins]
 
 
 @register_block(
@@ -123,7 +128,7 @@ def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 
                                                  feature_vector=False), dtype=np.float64)
     out = hist(y)  # (block row, block column, cell row, cell column, orientation)
     if mirror:
-        out = ((out + hist(np.ascontiguousarray(y[:, ::-1]))) / 2)[:, : cells // 2]
+        out = ((out + hist(np.ascontiguousarray(y[:, ::-1]))) / 2)[:, : _kept_block_columns(cells)]
     return out.ravel()
 
 

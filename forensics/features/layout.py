@@ -96,7 +96,7 @@ def _cell_labels(cells: int, mirror: bool) -> list[str]:
 
 def _names(*, cells=8, max_size=512, mirror=True):
     _check_settings(cells, max_size, mirror)
-    return [f"{m}__{c}" for m in MAPS for c in _cell_labels(cells, bool(mirror))]
+    return [f"{m}__{c}" for m in MAPS for c in _cell_labels(cells, mirror)]
 
 
 def _cell_means(m: np.ndarray, cells: int) -> np.ndarray:

@@ -12,7 +12,12 @@ Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensic
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--param clf__C=0.001 ...] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
-        [--no-cross] [--cv-only] [--ablate [--ablate-trees 600]] [--cues]
+        [--no-cross] [--cv-only] [--framing] [--ablate [--ablate-trees 600]] [--cues]
+``--framing`` (needs ``pip install 'forensics[faces]'``) asks, for every set where a face is found in
+at least half of each class, how much of the CV AUC is where the face sits: the framing audit's AUC
+(``forensics audit --framing``: the largest face's box, eye line, size, roll and turn, a shallow tree),
+and the model's out-of-fold AUC over pairs of a real and a fake picture framed alike (the same leaf of
+that tree: :func:`forensics.pipelines.audit.framing_strata`, :func:`forensics.pipelines.metrics.stratified_auc`).
 ``--ablate`` answers another question instead: per set, the 5-fold CV AUC of each block alone and of all
 blocks but one (XGBoost retrained with ``--ablate-trees`` trees at learning rate 0.1, unweighted:
 lighter than the default model, so read the differences between rows, not the levels). It is the
@@ -68,7 +73,9 @@ def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, 
     X = np.vstack([r.features for r in rows])
     y = np.array([i.label for i in items])
     ok = ~np.all(np.isnan(X), axis=1)
-    return {"X": X[ok], "y": y[ok], "n_failed": int((~ok).sum()), "ms_per_image": 1000 * elapsed / max(1, len(items)), "jobs": jobs}
+    paths = [i.path for i, keep in zip(items, ok) if keep]
+    return {"X": X[ok], "y": y[ok], "paths": paths, "n_failed": int((~ok).sum()),
+            "ms_per_image": 1000 * elapsed / max(1, len(items)), "jobs": jobs}
 
 
 def with_ci(m: dict) -> str:
@@ -101,12 +108,21 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cross", action="store_true", help="skip the cross-set runs")
     ap.add_argument("--cv-only", action="store_true", help="skip the held-out 80/20 test (half the fits; for slow runs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--framing", action="store_true",
+                    help="also: how much of each face set's CV AUC is where the face sits (needs forensics[faces])")
     ap.add_argument("--ablate", action="store_true", help="instead: each block alone and all blocks but one, per set")
     ap.add_argument("--ablate-trees", type=int, default=600, help="XGBoost trees of the ablation fits")
     ap.add_argument("--cues", action="store_true", help="instead: each feature's AUC alone per set, and whether the cues agree between sets")
     args = ap.parse_args(argv)
     if args.ablate_trees < 1:
         ap.error("--ablate-trees must be at least 1")
+    if args.framing and (args.ablate or args.cues):
+        ap.error("--framing measures the benchmark's model; --ablate and --cues do not fit it")
+    if args.framing:
+        from forensics.faces import INSTALL_HINT, faces_available
+
+        if not faces_available():
+            ap.error(f"--framing needs the optional face detector: {INSTALL_HINT}")
     if args.params and (args.ablate or args.cues):
         ap.error("--param sets the benchmark's classifier; --ablate fits lighter models of its own and --cues none")
 
@@ -168,6 +184,8 @@ def main(argv=None) -> int:
             held = detection_metrics(yte, p, thr_tr)
         results["sets"][s] = {"n": int(len(y)), "cv": cv, "heldout": held, "ms_per_image": data[s]["ms_per_image"], "n_failed": data[s]["n_failed"]}
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
+        if args.framing:
+            results["sets"][s]["framing"] = framing_share(data[s]["paths"], y, oof, jobs=args.jobs)
 
     if not args.no_cross and len(sets) > 1:
         if "faces-stylegan" in data and "faces-photoshop" in data:
@@ -214,6 +232,14 @@ def main(argv=None) -> int:
         cv, h = r["cv"], r["heldout"]
         print(f"| {s} | {r['n']} | {with_ci(cv)} | {cv['ap']:.4f} | {cv['balanced_accuracy']:.4f} | {with_ci(h)} | "
               f"{h['balanced_accuracy']:.4f} | {r['ms_per_image']:.2f} (jobs={args.jobs}) |")
+    framed = {s: r["framing"] for s, r in results["sets"].items() if r.get("framing")}
+    if framed:
+        print()
+        for s, f in framed.items():
+            print(f"- {s}, framing (where the largest face sits and how it is turned; a face in {f['faces']:.0%} of the "
+                  f"pictures): alone, CV AUC {f['framing_auc']:.4f}; the model's CV AUC over pairs of a real and a fake "
+                  f"picture framed alike {f['stratified_auc']:.4f} (over all pairs {results['sets'][s]['cv']['auc']:.4f}; "
+                  f"{f['pairs_share']:.0%} of the pairs are framed alike)")
     print("\n95 % CI: DeLong's confidence interval of the AUC for the number of images scored (logit scale); it does "
           "not count the variation from retraining.")
     c = results["cross"]
@@ -233,6 +259,28 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def framing_share(paths, y, oof, *, jobs: int) -> dict | None:
+    """The framing audit's CV AUC on a set and the out-of-fold scores' AUC over pairs framed alike;
+    ``None`` when a face is found in fewer than half of the pictures of either class."""
+    from forensics.pipelines.audit import framing_audit, framing_records, framing_strata
+    from forensics.pipelines.metrics import stratified_auc
+
+    t0 = time.perf_counter()
+    records = framing_records(paths, jobs=jobs)
+    found = np.array([r is not None and r["face_found"] == 1.0 for r in records])
+    y = np.asarray(y)
+    if min(found[y == 0].mean(), found[y == 1].mean()) < 0.5:
+        return None
+    ok = np.array([r is not None for r in records])
+    kept = [r for r in records if r is not None]
+    audit = framing_audit(kept, y[ok])
+    groups = framing_strata(kept, y[ok])
+    auc, pairs = stratified_auc(y[ok], np.asarray(oof)[ok], groups)
+    print(f"# framing: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return {"framing_auc": audit["all"], "columns": audit["columns"], "stratified_auc": auc, "pairs": pairs,
+            "pairs_share": pairs / max(1, int((y[ok] == 0).sum() * (y[ok] == 1).sum())), "faces": float(found.mean())}
 
 
 def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:

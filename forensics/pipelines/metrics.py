@@ -55,6 +55,32 @@ def auc_interval_text(metrics: dict) -> str | None:
     return f"{low:.3f}-{high:.3f}"
 
 
+def stratified_auc(y_true, scores, groups) -> tuple[float, int]:
+    """The ROC AUC over pairs of a fake and a real image of the same group, and the number of such pairs.
+
+    Each group with both classes contributes its own AUC, weighted by its number of (fake, real) pairs
+    (ties count half, as in the AUC); groups with one class only contribute nothing. With one group
+    this is the AUC. With the groups of :func:`~forensics.pipelines.audit.framing_strata` it scores a
+    model on pairs of pictures framed alike, so that what the framing alone gives away does not count.
+    NaN (and 0 pairs) when no group holds both classes. Rows with a non-finite score are left out.
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    g = np.asarray(groups)
+    if not len(y) == len(s) == len(g):
+        raise ValueError(f"y_true, scores and groups differ in length: {len(y)}, {len(s)}, {len(g)}")
+    ok = np.isfinite(s)
+    y, s, g = y[ok], s[ok], g[ok]
+    total, pairs = 0.0, 0
+    for value in np.unique(g):
+        m = g == value
+        n_fake, n_real = int((y[m] == 1).sum()), int((y[m] == 0).sum())
+        if n_fake and n_real:
+            total += roc_auc_score(y[m], s[m]) * n_fake * n_real
+            pairs += n_fake * n_real
+    return (total / pairs if pairs else math.nan), pairs
+
+
 def equal_error_rate(y_true, scores) -> float:
     """The error rate where the false-positive rate equals the false-negative rate (interpolated)."""
     y_true = np.asarray(y_true)

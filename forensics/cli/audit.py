@@ -25,7 +25,7 @@ def audit_command(
     data: List[Path] = typer.Argument(..., help="Labelled data: folders with real/ and fake/, or CSV manifests (path,label)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON file to write: columns (AUC per column), all, flagged."),
     framing: bool = typer.Option(False, "--framing", help="Also audit where the largest face sits and how it is turned "
-                                 "(box, eye line, eye distance, roll, head turn); needs pip install 'forensics[faces]'."),
+                                 "(box, eye line, eye distance, roll, head turn); needs pip install 'forensics\\[faces]'."),
     jobs: int = opt.JOBS,
     cache_dir: Path = opt.CACHE_DIR,
     no_cache: bool = opt.NO_CACHE,

@@ -52,10 +52,10 @@ def astronaut() -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_in_no_preset_named_only():
-    assert get_block(BLOCK).presets == ()
-    assert BLOCK not in resolve_blocks("default") and BLOCK not in resolve_blocks("fast")
-    assert resolve_blocks("default,hog")[-1] == BLOCK
+def test_in_the_default_preset_last():
+    assert get_block(BLOCK).presets == ("default",)
+    assert resolve_blocks("default")[-1] == BLOCK and BLOCK not in resolve_blocks("fast")
+    assert BLOCK in resolve_blocks("faces")  # faces takes every default block
 
 
 @pytest.mark.parametrize("settings, n", [({}, N_DEFAULT), ({"mirror": False}, N_OWN), ({"cells": 4, "size": 64}, 3 * 2 * 4 * 9),

@@ -51,7 +51,8 @@ def astronaut() -> np.ndarray:
 
 
 def test_in_the_default_preset_after_cooc():
-    assert resolve_blocks("default")[-1] == BLOCK
+    default = resolve_blocks("default")
+    assert default.index(BLOCK) == default.index("cooc") + 1
     assert BLOCK in resolve_blocks("faces") and BLOCK not in resolve_blocks("fast")
 
 

@@ -41,7 +41,7 @@ def test_names_are_unique_prefixed_and_safe():
 
 def test_presets_and_order():
     default = resolve_blocks("default")
-    assert default == ["spectrum", "texture", "noise", "color", "ela", "cooc", "layout"]
+    assert default == ["spectrum", "texture", "noise", "color", "ela", "cooc", "layout", "hog"]
     assert resolve_blocks("color,spectrum") == ["spectrum", "color"]  # registry order, not argument order
     assert resolve_blocks("default,color") == default  # duplicates removed
     assert resolve_blocks("fast") == ["spectrum", "cooc"]  # chosen by benchmarks/speed.py and accuracy.py

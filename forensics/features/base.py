@@ -199,9 +199,9 @@ def pad_to_min(arr: np.ndarray, min_size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 #: Presets and what they mean. ``default`` is the handcrafted blocks fed to the classifier unless
-#: told otherwise; ``hog`` (shape, so pose and subject too) and ``cnn`` are in no preset.
+#: told otherwise; ``cnn`` (optional, torch) is in no preset.
 PRESETS: dict[str, str] = {
-    "default": "every handcrafted block that needs no optional package but hog (spectrum, texture, noise, color, ela, cooc, layout)",
+    "default": "every handcrafted block that needs no optional package (spectrum, texture, noise, color, ela, cooc, layout, hog)",
     "fast": "spectrum and cooc (about 8x a JPEG decode), for triage of very large folders",
     "faces": "the default blocks plus faceparts, for pictures of faces (needs forensics[faces])",
 }

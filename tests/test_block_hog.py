@@ -115,16 +115,27 @@ def test_path_array_loaded_and_views_agree(tmp_path, astronaut):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_matches_scikit_image_on_the_resized_luma(astronaut):
-    """The block is scikit-image's HOG of the BT.601 luma, area-shrunk to 128 px."""
-    img = astronaut[:256, :256]
+@pytest.mark.parametrize("crop,settings", [
+    ((256, 256), {}),
+    ((300, 200), {"cells": 8, "size": 120, "orientations": 7}),  # odd cells of 15 px, edges not whole degrees
+    ((90, 60), {"cells": 6, "size": 126, "orientations": 12}),  # enlarged (bilinear)
+    ((64, 64), {"cells": 2, "size": 32, "orientations": 36}),
+])
+def test_matches_scikit_image_on_the_resized_luma(astronaut, crop, settings):
+    """The block is scikit-image's HOG of the BT.601 luma resized to ``size`` px, to single
+    precision, and with ``mirror`` the mean of it and the mirror image's, left half and middle kept."""
+    cells, size, orientations = settings.get("cells", 8), settings.get("size", 128), settings.get("orientations", 9)
+    img = astronaut[: crop[0], : crop[1]]
     y = cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2YCrCb)[:, :, 0]
-    y = cv2.resize(y, (128, 128), interpolation=cv2.INTER_AREA) / 255.0
-    hog = lambda plane: skimage_hog(plane, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), block_norm="L2-Hys")
+    interp = cv2.INTER_AREA if min(crop) >= size else cv2.INTER_LINEAR
+    y = cv2.resize(y, (size, size), interpolation=interp) / 255.0
+    hog = lambda plane: skimage_hog(plane, orientations=orientations, pixels_per_cell=(size // cells,) * 2,
+                                    cells_per_block=(2, 2), block_norm="L2-Hys")
     ref = hog(y)
-    np.testing.assert_allclose(own(img), ref, atol=1e-6)
-    both = (ref.reshape(7, 7, 36) + hog(np.ascontiguousarray(y[:, ::-1])).reshape(7, 7, 36)) / 2
-    np.testing.assert_allclose(hog_features(img), both[:, :4].ravel(), atol=1e-6)
+    assert ref.std() > 0.01
+    np.testing.assert_allclose(own(img, **settings), ref, atol=3e-7, rtol=0)
+    both = (ref + hog(np.ascontiguousarray(y[:, ::-1]))).reshape(cells - 1, cells - 1, -1) / 2
+    np.testing.assert_allclose(hog_features(img, **settings), both[:, : cells // 2].ravel(), atol=3e-7, rtol=0)
 
 
 def test_the_mirror_image_gives_the_same_vector(astronaut):

@@ -24,9 +24,16 @@ Implementation
 * The luma (ITU-R BT.601, as the other blocks) is resized to ``size`` x ``size`` pixels (pixel-area
   averaging when shrinking, bilinear when enlarging), so a cell is a fixed fraction of the frame
   whatever the picture's size and aspect ratio.
-* :func:`skimage.feature.hog` does the rest: central-difference gradients, ``orientations`` unsigned
-  orientation bins over 0-180 degrees, cells of ``size / cells`` pixels, blocks of 2 x 2 cells
-  normalised with L2-Hys (L2, clipped at 0.2, L2 again), every overlapping block position.
+* Then the descriptor of :func:`skimage.feature.hog` (``block_norm="L2-Hys"``, ``cells_per_block=(2,
+  2)``), computed here in vectorised NumPy: central-difference gradients, ``orientations`` unsigned
+  orientation bins over 0-180 degrees with scikit-image's bin edges, each cell's gradient magnitudes
+  summed per bin over its ``size / cells`` x ``size / cells`` pixels and divided by its area, blocks of
+  2 x 2 cells normalised with L2-Hys (L2, clipped at 0.2, L2 again), every overlapping block position.
+  Every pixel falls in the same bin as in scikit-image; the values agree with it to a few units in
+  the last place of single precision (scikit-image sums each cell in single precision, NumPy in
+  double), which the tests check. It is about four times faster than two calls to scikit-image with
+  the mirror, because the mirror image's gradients are the picture's with the horizontal one negated:
+  one gradient pass, one magnitude, two orientation histograms.
 * A flat picture has no gradient: every value is 0.
 
 Features are named by the cell, the 2 x 2 block that normalised it (by its top-left cell) and the
@@ -52,8 +59,9 @@ References
 from __future__ import annotations
 
 import cv2
+from functools import lru_cache
+
 import numpy as np
-from skimage.feature import hog as _skimage_hog
 
 from forensics.features.base import as_views, check_mirror, mirror_column_label, register_block
 
@@ -126,14 +134,64 @@ def hog_features(image, *, cells: int = 8, size: int = 128, orientations: int = 
     h, w = y.shape[:2]
     interp = cv2.INTER_AREA if h >= size and w >= size else cv2.INTER_LINEAR
     y = cv2.resize(np.ascontiguousarray(y, dtype=np.float32), (size, size), interpolation=interp) / 255.0
-    cell = size // cells
-    hist = lambda plane: np.asarray(_skimage_hog(plane, orientations=orientations, pixels_per_cell=(cell, cell),
-                                                 cells_per_block=(2, 2), block_norm="L2-Hys",
-                                                 feature_vector=False), dtype=np.float64)
-    out = hist(y)  # (block row, block column, cell row, cell column, orientation)
+    out = _normalised_blocks(_cell_histograms(y, cells, orientations, mirror), cells)
+    # (picture or mirror, block row, block column, cell row, cell column, orientation)
     if mirror:
-        out = ((out + hist(np.ascontiguousarray(y[:, ::-1]))) / 2)[:, : _kept_block_columns(cells)]
-    return out.ravel()
+        return ((out[0] + out[1]) / 2)[:, : _kept_block_columns(cells)].ravel()
+    return out[0].ravel()
+
+
+@lru_cache(maxsize=16)
+def _cell_layout(size: int, cells: int, orientations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's offset of its cell's histogram in a flat (cell row, cell column, bin + 1) array,
+    and the bin edges as scikit-image compares them (single precision), with +inf appended."""
+    cell_of = np.arange(size) // (size // cells)
+    offsets = ((cell_of[:, None] * cells + cell_of[None, :]) * (orientations + 1)).ravel()
+    edges = np.float32(180.0 / orientations) * np.arange(orientations + 1, dtype=np.float32)
+    offsets.flags.writeable = False
+    return offsets, np.append(edges.astype(np.float64), np.inf)
+
+
+def _cell_histograms(y: np.ndarray, cells: int, orientations: int, mirror: bool) -> np.ndarray:
+    """(1 or 2, cells, cells, orientations) histograms of the square plane ``y`` (and of its mirror
+    image, cells in the mirror image's order), each cell's magnitudes summed per bin over its area."""
+    size = y.shape[0]
+    g_row = np.zeros((size, size))
+    g_col = np.zeros((size, size))
+    g_row[1:-1, :] = y[2:, :] - y[:-2, :]  # in y's precision, as scikit-image, then widened
+    g_col[:, 1:-1] = y[:, 2:] - y[:, :-2]
+    g_row, g_col = g_row.ravel(), g_col.ravel()
+    magnitude = np.hypot(g_col, g_row)
+    offsets, edges = _cell_layout(size, cells, orientations)
+    n = cells * cells * (orientations + 1)
+    hists = []
+    # The mirror image's gradient at the mirrored pixel: the same vertical one, the horizontal one
+    # negated (0.0 - g keeps a zero positive, as a subtraction in the mirror image gives it).
+    for g_h in (g_col, 0.0 - g_col) if mirror else (g_col,):
+        angle = np.arctan2(g_row, g_h) * (180 / np.pi)  # scikit-image's expression, then % 180:
+        angle[angle < 0] += 180
+        angle[angle >= 180] = 0
+        # bin i holds [edges[i], edges[i + 1]): a first guess, corrected by the exact comparisons
+        b = np.minimum((angle * (orientations / 180.0)).astype(np.intp), orientations)
+        b -= angle < edges[b]
+        b += angle >= edges[b + 1]  # b == orientations: past the last edge, counted nowhere
+        hist = np.bincount(offsets + b, weights=magnitude, minlength=n)
+        hists.append(hist.reshape(cells, cells, orientations + 1)[:, :, :orientations])
+    if mirror:
+        hists[1] = hists[1][:, ::-1]
+    return np.stack(hists) / (size // cells) ** 2
+
+
+def _normalised_blocks(hists: np.ndarray, cells: int, eps: float = 1e-5) -> np.ndarray:
+    """Every 2 x 2 block of cells, L2-Hys normalised, rounded to single precision as scikit-image's."""
+    blocks = np.empty((hists.shape[0], cells - 1, cells - 1, 2, 2, hists.shape[-1]))
+    for a in (0, 1):
+        for b in (0, 1):
+            blocks[:, :, :, a, b] = hists[:, a : cells - 1 + a, b : cells - 1 + b]
+    blocks /= np.sqrt((blocks * blocks).sum(axis=(3, 4, 5), keepdims=True) + eps**2)
+    np.minimum(blocks, 0.2, out=blocks)
+    blocks /= np.sqrt((blocks * blocks).sum(axis=(3, 4, 5), keepdims=True) + eps**2)
+    return blocks.astype(np.float32).astype(np.float64)
 
 
 hog_names = _names

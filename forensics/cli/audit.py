@@ -55,8 +55,8 @@ def audit_command(
         elif strongest(f)[1] >= NOTABLE_AUC:
             name, auc = strongest(f)
             out_console.print(f"framing alone: AUC up to {auc:.2f} ({name}), under the flag level ({f['flag_auc']}) but not "
-                              "chance: a position-aware model's score counts some of it (benchmarks/accuracy.py --framing "
-                              "measures how much)", highlight=False, soft_wrap=True)
+                              "chance: a model's score may count some of it, whether it knows positions or sees the face's size "
+                              "in global statistics (benchmarks/accuracy.py --framing measures how much)", highlight=False, soft_wrap=True)
         else:
             out_console.print(f"no framing shortcut: no framing column predicts the label above AUC {f['flag_auc']}",
                               highlight=False, soft_wrap=True)

@@ -17,7 +17,7 @@ line as fractions of the picture, the distance between the eyes, the roll of the
 the nose tip sits off the eyes' midpoint (a head turn). A set whose fakes were cropped differently from
 its reals lets a classifier that knows where things are (``layout``, ``hog``, ``faceparts``' geometry)
 score without finding a splice: on faces-photoshop the largest face's framing alone reaches a CV AUC of
-about 0.65. :func:`framing_strata` groups the images that the framing cannot tell apart, and
+0.63 (the face's height alone 0.655). :func:`framing_strata` groups the images that the framing cannot tell apart, and
 :func:`~forensics.pipelines.metrics.stratified_auc` then scores a model only on pairs framed alike.
 """
 
@@ -265,8 +265,8 @@ def framing_message(framing: dict) -> str | None:
     parts = _flagged_text(framing)
     if parts is None:
         return None
-    return (f"framing audit: where the face sits predicts the label: {parts}; a classifier that knows "
-            f"positions (layout, hog, faceparts) may learn how the pictures were cropped instead of forensic traces")
+    return (f"framing audit: where the face sits predicts the label: {parts}; a classifier may learn how the "
+            f"pictures were cropped instead of forensic traces, most easily one that knows positions (layout, hog, faceparts)")
 
 
 def _framing_of_path(path, max_pixels):

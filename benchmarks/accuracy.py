@@ -12,7 +12,7 @@ Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensic
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--param clf__C=0.001 ...] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
-        [--no-cross] [--cv-only] [--framing] [--ablate [--ablate-trees 600]] [--cues]
+        [--no-cross] [--cv-only] [--framing] [--ablate [--ablate-trees 600]] [--cues] [--curve 0.25,0.5,0.75]
 ``--framing`` (needs ``pip install 'forensics[faces]'``) asks, for every set where a face is found in
 at least half of each class, how much of the CV AUC is where the face sits: the framing audit's AUC
 (``forensics audit --framing``: the largest face's box, eye line, size, roll and turn, a shallow tree),
@@ -27,6 +27,10 @@ set (0.5 = no signal; below 0.5, the feature is higher on real images), then, pe
 sets, the correlation of AUC - 0.5 across the block's features and, among the features that separate
 both sets (|AUC - 0.5| >= 0.05 on each), how many point the same way. A model trained on one set can
 transfer to another only through cues that point the same way on both.
+``--curve`` asks whether more labelled images would help: per set, the 5-fold CV AUC of the
+benchmark's model with each fold's training part cut to these fractions (stratified, two random draws
+per fraction; the test folds, and so the images scored, are the same at every fraction; 1 is added).
+An AUC still rising at the full set means more images of the kind would buy more than a new cue.
 ``--blocks`` takes what ``forensics train --blocks`` takes: ``cnn`` (the optional frozen CNN, needs
 ``pip install 'forensics[cnn]'``) or ``default,cnn`` report the CNN alone or next to the handcrafted blocks.
 Prints a Markdown table (pasted into the README with its date and commit).
@@ -113,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablate", action="store_true", help="instead: each block alone and all blocks but one, per set")
     ap.add_argument("--ablate-trees", type=int, default=600, help="XGBoost trees of the ablation fits")
     ap.add_argument("--cues", action="store_true", help="instead: each feature's AUC alone per set, and whether the cues agree between sets")
+    ap.add_argument("--curve", default=None, metavar="FRACTIONS",
+                    help="instead: a learning curve, the CV AUC with each fold's training part cut to these fractions, e.g. 0.25,0.5,0.75")
     args = ap.parse_args(argv)
     if args.ablate_trees < 1:
         ap.error("--ablate-trees must be at least 1")
@@ -123,6 +129,19 @@ def main(argv=None) -> int:
 
         if not faces_available():
             ap.error(f"--framing needs the optional face detector: {INSTALL_HINT}")
+    modes = [m for m, on in (("--ablate", args.ablate), ("--cues", args.cues), ("--curve", args.curve)) if on]
+    if len(modes) > 1:
+        ap.error(f"{' and '.join(modes)} are separate runs: give one")
+    if args.framing and args.curve:
+        ap.error("--framing measures the benchmark's model; --curve fits it on parts of the folds")
+    if args.curve is not None:
+        try:
+            fractions = sorted({float(f) for f in args.curve.split(",") if f.strip()})
+        except ValueError:
+            ap.error(f"--curve expects fractions like 0.25,0.5,0.75, got {args.curve!r}")
+        if not fractions or not all(0 < f <= 1 for f in fractions):
+            ap.error(f"--curve fractions must be in (0, 1], got {args.curve!r}")
+        args.curve = fractions if fractions[-1] == 1 else fractions + [1.0]
     if args.params and (args.ablate or args.cues):
         ap.error("--param sets the benchmark's classifier; --ablate fits lighter models of its own and --cues none")
 
@@ -165,6 +184,9 @@ def main(argv=None) -> int:
     def model():
         """The benchmark's classifier pipeline, with its ``--param`` settings."""
         return build_pipeline(args.classifier, random_state=args.seed, n_jobs=args.jobs, feature_names=names).set_params(**params)
+
+    if args.curve:
+        return curve(data, model, args, commit)
 
     results = {"sets": {}, "cross": {}}
     for s in sets:
@@ -312,6 +334,59 @@ def ablate(data: dict, spec: FeatureSpec, args, commit: str) -> int:
             print(f"| {label.format(b)} | {n} | " + " | ".join(f"{res[s][kind][b]:.4f}" for s in sets) + " |")
     if args.json:
         args.json.write_text(json.dumps({"ablation": res, "meta": {"commit": commit, "blocks": spec.blocks}}, indent=2))
+    return 0
+
+
+#: Random draws of each fold's training part per fraction of ``--curve`` (the full part: one).
+CURVE_DRAWS = 2
+
+
+def curve(data: dict, model, args, commit: str) -> int:
+    """``--curve``: per set and fraction, the CV AUC with each fold's training part cut to that share.
+
+    The folds are the benchmark's (``cross_validated_scores`` with ``--seed``), so every fraction scores
+    the same images with models trained on fewer; a fold's part is cut by a stratified random draw
+    (``CURVE_DRAWS`` of them per fraction under 1), and the classes are weighted equally within it.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+
+    res = {}
+    for s, d in data.items():
+        X, y = d["X"], d["y"]
+        res[s] = []
+        for frac in args.curve:
+            aucs, n_train = [], None
+            for draw in range(CURVE_DRAWS if frac < 1 else 1):
+                sizes = []
+
+                def fit_fold(Xt, yt, groups, weight, frac=frac, draw=draw):
+                    if frac < 1:
+                        keep, _ = next(StratifiedShuffleSplit(1, train_size=frac, random_state=args.seed + 1000 * (draw + 1))
+                                       .split(Xt, yt))
+                        Xt, yt = Xt[keep], yt[keep]
+                    sizes.append(len(yt))
+                    return clone(model()).fit(Xt, yt, clf__sample_weight=balanced_weights(yt))
+
+                oof = cross_validated_scores(model(), X, y, n_splits=5, random_state=args.seed, fit_fold=fit_fold)
+                aucs.append(detection_metrics(y, oof)["auc"])
+                n_train = int(round(np.mean(sizes)))
+            res[s].append({"fraction": frac, "n_train": n_train, "auc": float(np.mean(aucs)), "aucs": [float(a) for a in aucs]})
+            print(f"# {s}: {frac:g} of each training part ({n_train} images): CV AUC "
+                  + " / ".join(f"{a:.4f}" for a in aucs), file=sys.stderr)
+    print(f"\nLearning curve on ../shared/data, {datetime.date.today().isoformat()}, commit {commit}, blocks {args.blocks}, "
+          f"{args.classifier}" + (f" ({', '.join(args.params)})" if args.params else "")
+          + f", 5-fold CV AUC with each fold's training part cut (mean of {CURVE_DRAWS} draws below 1)"
+          + (f", at most {args.limit} per class" if args.limit else ""))
+    for s, rows in res.items():
+        print()
+        print(f"| {s}: training images per fold | " + " | ".join(str(r["n_train"]) for r in rows) + " |")
+        print("|---|" + "---|" * len(rows))
+        print("| CV AUC | " + " | ".join(f"{r['auc']:.4f}" for r in rows) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"curve": res, "meta": {"commit": commit, "blocks": args.blocks, "classifier": args.classifier,
+                                                                "params": args.params, "limit": args.limit}}, indent=2))
     return 0
 
 

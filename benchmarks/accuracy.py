@@ -346,7 +346,8 @@ def curve(data: dict, model, args, commit: str) -> int:
 
     The folds are the benchmark's (``cross_validated_scores`` with ``--seed``), so every fraction scores
     the same images with models trained on fewer; a fold's part is cut by a stratified random draw
-    (``CURVE_DRAWS`` of them per fraction under 1), and the classes are weighted equally within it.
+    (``CURVE_DRAWS`` of them per fraction under 1; stratified, so the classes keep the equal weights of
+    the benchmark's fits). At fraction 1 the fits, and so the AUC, are the benchmark's CV.
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedShuffleSplit
@@ -365,11 +366,12 @@ def curve(data: dict, model, args, commit: str) -> int:
                     if frac < 1:
                         keep, _ = next(StratifiedShuffleSplit(1, train_size=frac, random_state=args.seed + 1000 * (draw + 1))
                                        .split(Xt, yt))
-                        Xt, yt = Xt[keep], yt[keep]
+                        Xt, yt, weight = Xt[keep], yt[keep], weight[keep]
                     sizes.append(len(yt))
-                    return clone(model()).fit(Xt, yt, clf__sample_weight=balanced_weights(yt))
+                    return clone(model()).fit(Xt, yt, clf__sample_weight=weight)
 
-                oof = cross_validated_scores(model(), X, y, n_splits=5, random_state=args.seed, fit_fold=fit_fold)
+                oof = cross_validated_scores(model(), X, y, n_splits=5, random_state=args.seed, fit_fold=fit_fold,
+                                             sample_weight=balanced_weights(y))
                 aucs.append(detection_metrics(y, oof)["auc"])
                 n_train = int(round(np.mean(sizes)))
             res[s].append({"fraction": frac, "n_train": n_train, "auc": float(np.mean(aucs)), "aucs": [float(a) for a in aucs]})

@@ -352,7 +352,6 @@ def curve(data: dict, model, args, commit: str) -> int:
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedShuffleSplit
 
-
     res = {}
     for s, d in data.items():
         X, y = d["X"], d["y"]

@@ -122,18 +122,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.ablate_trees < 1:
         ap.error("--ablate-trees must be at least 1")
-    if args.framing and (args.ablate or args.cues):
-        ap.error("--framing measures the benchmark's model; --ablate and --cues do not fit it")
+    modes = [m for m, on in (("--ablate", args.ablate), ("--cues", args.cues), ("--curve", args.curve)) if on]
+    if len(modes) > 1:
+        ap.error(f"{' and '.join(modes)} are separate runs: give one")
+    if args.framing and modes:
+        ap.error(f"--framing measures the benchmark's model; {modes[0]} does not fit it as the benchmark does")
     if args.framing:
         from forensics.faces import INSTALL_HINT, faces_available
 
         if not faces_available():
             ap.error(f"--framing needs the optional face detector: {INSTALL_HINT}")
-    modes = [m for m, on in (("--ablate", args.ablate), ("--cues", args.cues), ("--curve", args.curve)) if on]
-    if len(modes) > 1:
-        ap.error(f"{' and '.join(modes)} are separate runs: give one")
-    if args.framing and args.curve:
-        ap.error("--framing measures the benchmark's model; --curve fits it on parts of the folds")
     if args.curve is not None:
         try:
             fractions = sorted({float(f) for f in args.curve.split(",") if f.strip()})

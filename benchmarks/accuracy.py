@@ -9,6 +9,9 @@ and across sets:
   - leave-one-set-out: train on all other sets, test on the left-out one (generalisation);
   - one model on all sets pooled, AUC per set vs the set's own model.
 Every fit weighs its classes (and, when pooled, its sets) equally, as ``forensics train`` does by default.
+Where the fakes' file names say what kind of fake each is (faces-photoshop: easy_, mid_, hard_, the
+difficulty its makers gave it), the CV's out-of-fold scores are also summarised per kind: each kind's
+fakes against all of the set's real images.
 
 Usage:  python benchmarks/accuracy.py [--data ../shared/data] [--sets a,b] [--blocks default]
         [--set BLOCK.KEY=VALUE ...] [--classifier xgb] [--param clf__C=0.001 ...] [--jobs 2] [--limit N] [--cache-dir DIR] [--json out.json]
@@ -60,6 +63,24 @@ from forensics.pipelines.metrics import choose_threshold, detection_metrics  # n
 from forensics.pipelines.train import balanced_weights, build_pipeline, cross_validated_scores  # noqa: E402
 
 IMAGE_SETS = ("faces-stylegan", "faces-photoshop", "cifake")
+#: Sets whose fake file names say what kind of fake each is (the regex's group): the benchmark reports
+#: each kind's CV AUC against all the set's real images, from the same out-of-fold scores.
+FAKE_KINDS = {"faces-photoshop": r"^(easy|mid|hard)_"}
+
+
+def kind_aucs(paths, y, oof, pattern: str) -> dict:
+    """``{kind: (AUC, n)}``: each kind of fake (``pattern``'s group on the file name) against all real."""
+    import re
+
+    from sklearn.metrics import roc_auc_score
+
+    y, oof = np.asarray(y), np.asarray(oof)
+    kinds = np.array([(m.group(1) if (m := re.match(pattern, Path(p).name)) else "") for p in paths])
+    out = {}
+    for k in sorted(set(kinds[y == 1]) - {""}, key=lambda k: (pattern.find(k), k)):  # in the pattern's order
+        keep = (y == 0) | ((y == 1) & (kinds == k))
+        out[str(k)] = (float(roc_auc_score(y[keep], oof[keep])), int(((y == 1) & (kinds == k)).sum()))
+    return out
 
 
 def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, limit: int | None, seed: int):
@@ -206,6 +227,8 @@ def main(argv=None) -> int:
         print(f"# {s}: CV AUC {cv['auc']:.4f}, held-out AUC {held['auc']:.4f}", file=sys.stderr)
         if args.framing:
             results["sets"][s]["framing"] = framing_share(data[s]["paths"], y, oof, jobs=args.jobs)
+        if s in FAKE_KINDS:
+            results["sets"][s]["kinds"] = kind_aucs(data[s]["paths"], y, oof, FAKE_KINDS[s])
 
     if not args.no_cross and len(sets) > 1:
         if "faces-stylegan" in data and "faces-photoshop" in data:
@@ -260,6 +283,10 @@ def main(argv=None) -> int:
                   f"pictures): alone, CV AUC {f['framing_auc']:.4f}; the model's CV AUC over pairs of a real and a fake "
                   f"picture framed alike {f['stratified_auc']:.4f} (over all pairs {results['sets'][s]['cv']['auc']:.4f}; "
                   f"{f['pairs_share']:.0%} of the pairs are framed alike)")
+    for s, r in results["sets"].items():
+        if r.get("kinds"):
+            print(f"- {s}, CV AUC of each kind of fake (from the file names) against all real images: "
+                  + ", ".join(f"{k} {auc:.4f} ({n} fakes)" for k, (auc, n) in r["kinds"].items()))
     print("\n95 % CI: DeLong's confidence interval of the AUC for the number of images scored (logit scale); it does "
           "not count the variation from retraining.")
     c = results["cross"]

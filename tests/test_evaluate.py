@@ -381,3 +381,108 @@ def test_evaluate_cli_uses_the_cache_folder_given(data, model_path, tmp_path):
     assert len(FeatureCache(tmp_path / "c")) == 24 * (2 * 2 + 1)  # images x (conditions x blocks + diag)
     r = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "n"), "--no-cache"])
     assert r.exit_code == 0 and not (tmp_path / "n").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# per-group metrics (--by)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grouped(data, tmp_path_factory) -> Path:
+    """The demo images with the fakes in two sub-folders, as one folder per generator would be."""
+    root = tmp_path_factory.mktemp("grouped")
+    (root / "real").mkdir()
+    for p in sorted((data / "real").glob("*.jpg")):
+        (root / "real" / p.name).write_bytes(p.read_bytes())
+    for k, p in enumerate(sorted((data / "fake").glob("*.jpg"))):
+        sub = root / "fake" / ("gen_a" if k % 3 == 0 else "gen_b")
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{sub.name}_{p.name}").write_bytes(p.read_bytes())
+    return root
+
+
+def _independent(model, root):
+    """Each image's score and its folder, from ``score`` rather than ``evaluate``."""
+    frame = api.score_frame(model, [root], cache_dir=None)
+    folders = np.array([Path(p).parent.name for p in frame["path"]])
+    return frame["prob_fake"].to_numpy(), folders
+
+
+def test_evaluate_by_folder_measures_each_kind_of_fake_against_all_real(grouped, model_path):
+    from sklearn.metrics import roc_auc_score
+
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    result, _ = evaluate(model, [grouped], parse_perturbations("jpeg:75"), by="folder")
+    groups = result[CLEAN]["groups"]
+    assert list(groups) == ["real", "gen_a", "gen_b"]
+    assert [(g["n_real"], g["n_fake"], g["n_failed"]) for g in groups.values()] == [(12, 0, 0), (0, 4, 0), (0, 8, 0)]
+    assert [g["auc_against"] for g in groups.values()] == ["all fake", "all real", "all real"]
+    s, folders = _independent(model, grouped)
+    real = folders == "real"
+    for name in ("gen_a", "gen_b"):
+        mine = folders == name
+        keep = real | mine
+        assert groups[name]["auc"] == pytest.approx(roc_auc_score(mine[keep], s[keep]), abs=1e-9)
+        assert groups[name]["acc_fake"] == pytest.approx(np.mean(s[mine] >= model.threshold))
+        assert groups[name]["mean_prob_fake"] == pytest.approx(s[mine].mean())
+        assert groups[name]["auc_ci_low"] <= groups[name]["auc"] <= groups[name]["auc_ci_high"]
+    assert groups["real"]["acc_real"] == pytest.approx(np.mean(s[real] < model.threshold))
+    assert groups["real"]["auc"] == pytest.approx(result[CLEAN]["auc"], abs=1e-9)  # all real against all fake
+    assert math.isnan(groups["real"]["acc_fake"]) and math.isnan(groups["gen_a"]["acc_real"])
+    # every condition gets its groups, from its own scores
+    assert list(result["jpeg:75"]["groups"]) == list(groups)
+    assert result["jpeg:75"]["groups"]["gen_b"]["mean_prob_fake"] != groups["gen_b"]["mean_prob_fake"]
+    # and the whole-set figures do not change
+    plain, _ = evaluate(model, [grouped], parse_perturbations("jpeg:75"))
+    assert {k: v for k, v in result[CLEAN].items() if k != "groups"} == plain[CLEAN]
+
+
+def test_evaluate_by_regex_groups_by_its_first_group_and_keeps_the_rest(grouped, model_path):
+    from forensics.model import ForensicModel
+
+    model = ForensicModel.load(model_path)
+    result, _ = evaluate(model, [grouped], [], by=r"/(gen_a)_")
+    groups = result[CLEAN]["groups"]
+    assert list(groups) == ["(other)", "gen_a"]
+    assert (groups["(other)"]["n_real"], groups["(other)"]["n_fake"]) == (12, 8)
+    assert groups["(other)"]["auc_against"] == "group"  # both classes: measured within the group
+    assert (groups["gen_a"]["n_real"], groups["gen_a"]["n_fake"]) == (0, 4)
+    # without a capture group, the whole match names the group
+    whole, _ = evaluate(model, [grouped], [], by="gen_[ab]")
+    assert set(whole[CLEAN]["groups"]) == {"(other)", "gen_a", "gen_b"}
+
+
+@pytest.mark.parametrize("by, match", [("(unclosed", "neither 'folder' nor a valid regular expression"),
+                                       ("/no_such_kind_", "matches none of the 24 image paths")])
+def test_a_bad_or_empty_by_is_refused_before_scoring(grouped, model_path, by, match, monkeypatch):
+    from forensics.model import ForensicModel
+    from forensics.pipelines import evaluate as ev
+
+    def boom(*a, **k):
+        raise AssertionError("scored before checking --by")
+
+    monkeypatch.setattr(ev, "condition_scores", boom)
+    with pytest.raises(UsageError, match=match):
+        evaluate(ForensicModel.load(model_path), [grouped], [], by=by)
+    r = runner.invoke(app, ["evaluate", str(model_path), str(grouped), "--perturb", "none", "--by", by])
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert match.split()[0] in " ".join(r.stderr.split())
+
+
+def test_evaluate_cli_by_prints_the_groups_and_writes_them(grouped, model_path, tmp_path):
+    out = tmp_path / "metrics.json"
+    r = runner.invoke(app, ["evaluate", str(model_path), str(grouped), "--perturb", "jpeg:75", "--by", "folder", "--out", str(out)])
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    result = json.loads(out.read_text())
+    groups = result["clean"]["groups"]
+    assert list(groups) == ["real", "gen_a", "gen_b"] and list(result["jpeg:75"]["groups"]) == list(groups)
+    assert groups["real"]["acc_fake"] is None  # NaN as strict JSON
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("group"))
+    assert header.split()[:3] == ["group", "real", "fake"]
+    row = next(line for line in lines if line.startswith("gen_a "))
+    assert row.split()[1:3] == ["0", "4"] and f"{groups['gen_a']['auc']:.3f}" in row.split()
+    assert row.rstrip().endswith("all real")

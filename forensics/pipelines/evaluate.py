@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
@@ -212,6 +213,75 @@ def condition_scores(
     return scores, errors
 
 
+#: ``evaluate(..., by=BY_FOLDER)``: group images by the folder that holds them.
+BY_FOLDER = "folder"
+#: The group of the images a ``by`` expression does not match.
+OTHER = "(other)"
+
+
+def image_groups(paths: list[str], by: str) -> list[str]:
+    """The group of each image, for per-group metrics (:func:`evaluate`'s ``by``).
+
+    ``by="folder"``: the name of the folder holding the image (``data/fake/stylegan2/x.jpg`` is in
+    ``stylegan2``, ``data/real/x.jpg`` in ``real``), so fakes sorted into one sub-folder per generator
+    or edit get one group each. Any other ``by`` is a regular expression searched in the path (with
+    ``/`` separators): the group is its first capture group, or the whole match when it has none;
+    images it does not match (or whose group is empty) are in ``(other)``. Raises :class:`UsageError`
+    for an invalid expression, and for one that matches no path, before anything is computed.
+    """
+    if by == BY_FOLDER:
+        return [Path(p).parent.name or OTHER for p in paths]
+    try:
+        pattern = re.compile(by)
+    except re.error as exc:
+        raise UsageError(f"--by {by!r} is neither 'folder' nor a valid regular expression: {exc}") from None
+    groups = []
+    for p in paths:
+        m = pattern.search(Path(p).as_posix())
+        name = (m.group(1) if pattern.groups else m.group(0)) if m else None
+        groups.append(name or OTHER)
+    if all(g == OTHER for g in groups):
+        raise UsageError(f"--by {by!r} matches none of the {len(paths)} image paths (e.g. {Path(paths[0]).as_posix()})")
+    return groups
+
+
+def group_metrics(y, scores, groups, threshold: float) -> dict:
+    """Per group (in order of first appearance): how many real and fake images it holds with a score
+    (``n_real``, ``n_fake``) and without (``n_failed``), the accuracy on each class at ``threshold``
+    (``acc_real``, ``acc_fake``), the mean score, and an AUC: within the group when it holds both
+    classes (``auc_against`` ``"group"``); a group of fakes only against all the real images
+    (``"all real"``), and of real images only against all the fakes (``"all fake"``), so that each
+    kind of fake, or each source of real photos, is measured against the rest."""
+    y = np.asarray(y).astype(int)
+    s = np.asarray(scores, dtype=float)
+    groups = np.asarray(groups, dtype=object)
+    ok = np.isfinite(s)
+    out = {}
+    for g in dict.fromkeys(groups.tolist()):
+        member = groups == g
+        real, fake = member & ok & (y == 0), member & ok & (y == 1)
+        if real.any() and fake.any():
+            keep, against = member & ok, "group"
+        elif fake.any():
+            keep, against = fake | (ok & (y == 0)), "all real"
+        else:
+            keep, against = real | (ok & (y == 1)), "all fake"
+        m = detection_metrics(y[keep], s[keep], threshold)
+        out[g] = {
+            "n_real": int(real.sum()),
+            "n_fake": int(fake.sum()),
+            "n_failed": int((member & ~ok).sum()),
+            "acc_real": float((s[real] < threshold).mean()) if real.any() else math.nan,
+            "acc_fake": float((s[fake] >= threshold).mean()) if fake.any() else math.nan,
+            "mean_prob_fake": float(s[member & ok].mean()) if (member & ok).any() else math.nan,
+            "auc": m["auc"],
+            "auc_ci_low": m["auc_ci_low"],
+            "auc_ci_high": m["auc_ci_high"],
+            "auc_against": against,
+        }
+    return out
+
+
 def evaluate(
     model,
     data,
@@ -220,6 +290,7 @@ def evaluate(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     cache_dir=None,
+    by: str | None = None,
 ) -> tuple[dict, Counter]:
     """Metrics of ``model`` on the labelled ``data`` (folders with real/ and fake/, CSV manifests),
     clean and under each perturbation.
@@ -229,11 +300,14 @@ def evaluate(
     at the model's threshold plus ``n_failed`` (images without a score in that condition, left out).
     Also returns the distinct errors (``condition: message``) with their counts. ``cache_dir``: the
     feature cache folder, read and written for the clean images and the perturbed copies (``None``:
-    compute everything, store nothing).
+    compute everything, store nothing). ``by``: also the metrics of each group of images
+    (:func:`image_groups`: ``"folder"`` or a regular expression on the paths), under ``"groups"`` in
+    every condition's metrics (:func:`group_metrics`).
     """
     items = collect_labelled([str(d) for d in data])
     if not items:
         raise UsageError(f"no image files found in {', '.join(map(str, data))}")
+    groups = image_groups([i.path for i in items], by) if by is not None else None
     y = np.array([i.label for i in items])
     if len(np.unique(y)) < 2:
         logger.warning("only one class in the evaluation data: AUC, AP and EER are undefined")
@@ -246,6 +320,8 @@ def evaluate(
         s = scores[:, j]
         m = detection_metrics(y, s, model.threshold)
         m["n_failed"] = int((~np.isfinite(s)).sum())
+        if groups is not None:
+            m["groups"] = group_metrics(y, s, groups, model.threshold)
         out[name] = m
     problems: Counter = Counter()
     for errs in errors:

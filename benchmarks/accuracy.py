@@ -63,24 +63,19 @@ from forensics.pipelines.metrics import choose_threshold, detection_metrics  # n
 from forensics.pipelines.train import balanced_weights, build_pipeline, cross_validated_scores  # noqa: E402
 
 IMAGE_SETS = ("faces-stylegan", "faces-photoshop", "cifake")
-#: Sets whose fake file names say what kind of fake each is (the regex's group): the benchmark reports
-#: each kind's CV AUC against all the set's real images, from the same out-of-fold scores.
-FAKE_KINDS = {"faces-photoshop": r"^(easy|mid|hard)_"}
+#: Sets whose fake file names say what kind of fake each is (the regex's group, searched in the path):
+#: the benchmark reports each kind's CV AUC against all the set's real images, from the same
+#: out-of-fold scores (``forensics evaluate --by`` does the same for a model).
+FAKE_KINDS = {"faces-photoshop": r"/(easy|mid|hard)_"}
 
 
 def kind_aucs(paths, y, oof, pattern: str) -> dict:
-    """``{kind: (AUC, n)}``: each kind of fake (``pattern``'s group on the file name) against all real."""
-    import re
+    """``{kind: (AUC, n)}``: each kind of fake (``pattern``'s group in the path) against all real."""
+    from forensics.pipelines.evaluate import OTHER, group_metrics, image_groups
 
-    from sklearn.metrics import roc_auc_score
-
-    y, oof = np.asarray(y), np.asarray(oof)
-    kinds = np.array([(m.group(1) if (m := re.match(pattern, Path(p).name)) else "") for p in paths])
-    out = {}
-    for k in sorted(set(kinds[y == 1]) - {""}, key=lambda k: (pattern.find(k), k)):  # in the pattern's order
-        keep = (y == 0) | ((y == 1) & (kinds == k))
-        out[str(k)] = (float(roc_auc_score(y[keep], oof[keep])), int(((y == 1) & (kinds == k)).sum()))
-    return out
+    groups = group_metrics(y, oof, image_groups([str(p) for p in paths], pattern), 0.5)
+    kinds = sorted((k for k, g in groups.items() if k != OTHER and g["n_fake"]), key=lambda k: (pattern.find(k), k))
+    return {k: (groups[k]["auc"], groups[k]["n_fake"]) for k in kinds}  # in the pattern's order
 
 
 def load_set(root: Path, name: str, spec: FeatureSpec, *, jobs: int, cache_dir, limit: int | None, seed: int):

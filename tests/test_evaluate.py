@@ -486,3 +486,18 @@ def test_evaluate_cli_by_prints_the_groups_and_writes_them(grouped, model_path, 
     row = next(line for line in lines if line.startswith("gen_a "))
     assert row.split()[1:3] == ["0", "4"] and f"{groups['gen_a']['auc']:.3f}" in row.split()
     assert row.rstrip().endswith("all real")
+
+
+def test_group_metrics_counts_unscored_images_and_measures_nothing_for_them():
+    from forensics.pipelines.evaluate import group_metrics
+
+    y = [0, 0, 1, 1, 1, 0]
+    s = [0.1, 0.2, 0.9, 0.15, float("nan"), float("nan")]
+    out = group_metrics(y, s, ["r", "r", "a", "a", "a", "broken"], 0.5)
+    assert (out["a"]["n_fake"], out["a"]["n_failed"], out["a"]["acc_fake"]) == (2, 1, 0.5)
+    # 0.9 and 0.15 against 0.1 and 0.2: three of the four pairs in order
+    assert out["a"]["auc"] == pytest.approx(0.75) and out["a"]["auc_against"] == "all real"
+    assert out["r"]["auc"] == pytest.approx(0.75) and out["r"]["auc_against"] == "all fake" and out["r"]["acc_real"] == 1.0
+    b = out["broken"]
+    assert (b["n_real"], b["n_fake"], b["n_failed"], b["auc_against"]) == (0, 0, 1, None)
+    assert math.isnan(b["auc"]) and math.isnan(b["mean_prob_fake"])

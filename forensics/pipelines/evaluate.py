@@ -251,7 +251,8 @@ def group_metrics(y, scores, groups, threshold: float) -> dict:
     (``acc_real``, ``acc_fake``), the mean score, and an AUC: within the group when it holds both
     classes (``auc_against`` ``"group"``); a group of fakes only against all the real images
     (``"all real"``), and of real images only against all the fakes (``"all fake"``), so that each
-    kind of fake, or each source of real photos, is measured against the rest."""
+    kind of fake, or each source of real photos, is measured against the rest. A group none of whose
+    images has a score gets its counts, NaN figures and ``auc_against`` ``None``."""
     y = np.asarray(y).astype(int)
     s = np.asarray(scores, dtype=float)
     groups = np.asarray(groups, dtype=object)
@@ -264,8 +265,10 @@ def group_metrics(y, scores, groups, threshold: float) -> dict:
             keep, against = member & ok, "group"
         elif fake.any():
             keep, against = fake | (ok & (y == 0)), "all real"
-        else:
+        elif real.any():
             keep, against = real | (ok & (y == 1)), "all fake"
+        else:  # nothing in the group was scored
+            keep, against = real, None
         m = detection_metrics(y[keep], s[keep], threshold)
         out[g] = {
             "n_real": int(real.sum()),

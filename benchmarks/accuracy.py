@@ -369,7 +369,6 @@ def curve(data: dict, model, args, commit: str) -> int:
     (``CURVE_DRAWS`` of them per fraction under 1; stratified, so the classes keep the equal weights of
     the benchmark's fits). At fraction 1 the fits, and so the AUC, are the benchmark's CV.
     """
-    from sklearn.base import clone
     from sklearn.model_selection import StratifiedShuffleSplit
 
     res = {}
@@ -387,7 +386,7 @@ def curve(data: dict, model, args, commit: str) -> int:
                                        .split(Xt, yt))
                         Xt, yt, weight = Xt[keep], yt[keep], weight[keep]
                     sizes.append(len(yt))
-                    return clone(model()).fit(Xt, yt, clf__sample_weight=weight)
+                    return model().fit(Xt, yt, clf__sample_weight=weight)  # model() is a fresh pipeline
 
                 oof = cross_validated_scores(model(), X, y, n_splits=5, random_state=args.seed, fit_fold=fit_fold,
                                              sample_weight=balanced_weights(y))

@@ -240,7 +240,7 @@ def image_groups(paths: list[str], by: str) -> list[str]:
         m = pattern.search(Path(p).as_posix())
         name = (m.group(1) if pattern.groups else m.group(0)) if m else None
         groups.append(name or OTHER)
-    if all(g == OTHER for g in groups):
+    if paths and all(g == OTHER for g in groups):
         raise UsageError(f"--by {by!r} matches none of the {len(paths)} image paths (e.g. {Path(paths[0]).as_posix()})")
     return groups
 

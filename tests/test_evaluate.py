@@ -501,3 +501,30 @@ def test_group_metrics_counts_unscored_images_and_measures_nothing_for_them():
     b = out["broken"]
     assert (b["n_real"], b["n_fake"], b["n_failed"], b["auc_against"]) == (0, 0, 1, None)
     assert math.isnan(b["auc"]) and math.isnan(b["mean_prob_fake"])
+
+
+def test_by_folder_tells_apart_folders_of_the_same_name():
+    from forensics.pipelines.evaluate import image_groups
+
+    paths = ["set1/real/a.jpg", "set2/real/b.jpg", "set1/fake/sg2/c.jpg", "set2/fake/sg2/d.png",
+             "set2/fake/sd15/e.png", "/x/real/f.jpg", "/w/x/real/g.jpg", "h.jpg"]
+    assert image_groups(paths, "folder") == ["set1/real", "set2/real", "set1/fake/sg2", "set2/fake/sg2", "sd15",
+                                             "x/real", "w/x/real", Path.cwd().name]
+    # one folder named by one spelling or another is one group
+    assert image_groups(["data/real/a.jpg", "./data/real/b.jpg", "data/fake/c.jpg"], "folder") == ["real", "real", "fake"]
+    assert image_groups(["/a.jpg"], "folder") == ["(other)"]
+
+
+def test_evaluate_by_folder_keeps_two_sources_folders_apart(grouped, model_path, tmp_path):
+    from forensics.model import ForensicModel
+
+    second = tmp_path / "second"
+    for sub, n in (("real", 3), ("fake/gen_a", 2)):
+        (second / sub).mkdir(parents=True)
+        for p in sorted((grouped / sub).glob("*.jpg"))[:n]:
+            (second / sub / p.name).write_bytes(p.read_bytes())
+    result, _ = evaluate(ForensicModel.load(model_path), [grouped, second], [], by="folder")
+    groups = result[CLEAN]["groups"]
+    g = grouped.name
+    assert {k: (v["n_real"], v["n_fake"]) for k, v in groups.items()} == {
+        f"{g}/real": (12, 0), f"{g}/fake/gen_a": (0, 4), "gen_b": (0, 8), "second/real": (3, 0), "second/fake/gen_a": (0, 2)}

@@ -79,7 +79,7 @@ def evaluate_command(
     data: List[Path] = typer.Argument(..., help="Labelled data: folders with real/ and fake/, or CSV manifests (path,label)."),
     perturb: str = typer.Option(DEFAULT_PERTURBATIONS, "--perturb", "-p", help="Comma-separated perturbations applied to every image, real and fake: jpeg:QUALITY, resize:FACTOR, blur:SIGMA, crop:FRACTION, noise:SIGMA; 'none' for clean only."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON file to write: one key per condition (clean, jpeg:75, ...)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Also metrics per group of images: 'folder' (the folder holding each image, e.g. one sub-folder of fake/ per generator) or a regular expression searched in each path, whose first group names the group (e.g. '/(easy|mid|hard)_'). Fakes are measured against all real images, real images against all fakes."),
+    by: Optional[str] = typer.Option(None, "--by", help="Also metrics per group of images: 'folder' (the folder holding each image, e.g. one sub-folder of fake/ per generator; folders of the same name in different places are told apart by their parents) or a regular expression searched in each path, whose first group names the group (e.g. '/(easy|mid|hard)_'). Fakes are measured against all real images, real images against all fakes."),
     jobs: int = opt.JOBS,
     cache_dir: Path = opt.CACHE_DIR,
     no_cache: bool = opt.NO_CACHE,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Callable, Iterator
 
 import numpy as np
@@ -224,13 +225,17 @@ def image_groups(paths: list[str], by: str) -> list[str]:
 
     ``by="folder"``: the name of the folder holding the image (``data/fake/stylegan2/x.jpg`` is in
     ``stylegan2``, ``data/real/x.jpg`` in ``real``), so fakes sorted into one sub-folder per generator
-    or edit get one group each. Any other ``by`` is a regular expression searched in the path (with
+    or edit get one group each. Different folders of the same name (``a/real`` and ``b/real``, from
+    two DATA arguments) are told apart by as many of their parent folders as it takes (groups
+    ``a/real`` and ``b/real``), never merged. Any other ``by`` is a regular expression searched in the path (with
     ``/`` separators): the group is its first capture group, or the whole match when it has none;
     images it does not match (or whose group is empty) are in ``(other)``. Raises :class:`UsageError`
     for an invalid expression, and for one that matches no path, before anything is computed.
     """
     if by == BY_FOLDER:
-        return [Path(p).parent.name or OTHER for p in paths]
+        parents = [os.path.dirname(os.path.abspath(p)) for p in paths]
+        names = _shortest_unique_suffixes(list(dict.fromkeys(parents)))
+        return [names[p] or OTHER for p in parents]
     try:
         pattern = re.compile(by)
     except re.error as exc:
@@ -243,6 +248,21 @@ def image_groups(paths: list[str], by: str) -> list[str]:
     if paths and all(g == OTHER for g in groups):
         raise UsageError(f"--by {by!r} matches none of the {len(paths)} image paths (e.g. {Path(paths[0]).as_posix()})")
     return groups
+
+
+def _shortest_unique_suffixes(folders: list[str]) -> dict[str, str]:
+    """Each distinct folder's name, with as many of its parents' names before it (``/``-joined) as it
+    takes for no two folders to share one; the root folder's name is ``""``."""
+    parts = {f: [x for x in PurePath(f).parts if x != PurePath(f).anchor] for f in folders}
+    depth = dict.fromkeys(folders, 1)
+    while True:
+        label = {f: "/".join(parts[f][-depth[f]:]) if parts[f] else "" for f in folders}
+        seen = Counter(label.values())
+        grow = [f for f in folders if seen[label[f]] > 1 and depth[f] < len(parts[f])]
+        if not grow:
+            return label
+        for f in grow:
+            depth[f] += 1
 
 
 def group_metrics(y, scores, groups, threshold: float) -> dict:

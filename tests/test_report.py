@@ -140,6 +140,59 @@ def test_report_for_other_classifiers(models, heldout, tmp_path, classifier):
     assert "Skipped" in section_html(text, "ablation")
 
 
+def _row(html: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first``."""
+    m = re.search(rf"<tr><td>{re.escape(first)}</td>(.*?)</tr>", html)
+    assert m, first
+    return [first] + re.findall(r"<td[^>]*>(.*?)</td>", m.group(1))
+
+
+def test_report_by_adds_each_groups_metrics(models, heldout, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    out = tmp_path / "groups.html"
+    run("report", models["xgb"], heldout, "--out", out, "--no-cache", "--no-ablation", "--examples", "0",
+        "--by", "(real|fake)_000")
+    metrics = section_html(out.read_text(encoding="utf-8"), "metrics")
+    assert "Per group of images" in metrics
+    # header: group, real, fake, failed, acc real, acc fake, mean prob_fake, AUC, AUC 95 % CI, AUC against
+    assert _row(metrics, "real")[1:4] == ["10", "0", "0"] and _row(metrics, "real")[-1] == "all fake"
+    assert _row(metrics, "(other)")[1:3] == ["5", "5"] and _row(metrics, "(other)")[-1] == "group"
+    fake = _row(metrics, "fake")
+    assert fake[1:4] == ["0", "10", "0"] and fake[-1] == "all real"
+    # the AUC of fakes 0000-0009 against all 15 real images, from scores computed by `score`
+    model = ForensicModel.load(models["xgb"])
+    frame = api.score_frame(model, [heldout], cache_dir=None)
+    names = frame["path"].map(lambda p: Path(p).name)
+    mine = names.str.match(r"fake_000").to_numpy()
+    real = names.str.startswith("real").to_numpy()
+    s = frame["prob_fake"].to_numpy()
+    assert float(fake[7]) == pytest.approx(roc_auc_score(mine[mine | real], s[mine | real]), abs=1e-4)
+    assert float(fake[5]) == pytest.approx(np.mean(s[mine] >= model.threshold), abs=1e-4)
+    # without --by, no such table
+    plain = tmp_path / "plain.html"
+    run("report", models["xgb"], heldout, "--out", plain, "--no-cache", "--no-ablation", "--examples", "0")
+    assert "Per group of images" not in plain.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args, match", [(["--by", "folder"], "give labelled DATA"),
+                                         (["HELDOUT", "--by", "(unclosed"], "valid regular expression"),
+                                         (["HELDOUT", "--by", "/nothing_"], "matches none of the 30")])
+def test_report_refuses_a_bad_by_before_any_work(models, heldout, tmp_path, args, match, monkeypatch):
+    from forensics import extraction
+
+    def boom(*a, **k):
+        raise AssertionError("extracted before checking --by")
+
+    monkeypatch.setattr(extraction, "iter_features", boom)
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", str(models["xgb"]), *[str(heldout) if a == "HELDOUT" else a for a in args],
+                            "--out", str(out), "--no-cache"])
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, (r.stderr, r.exception)
+    assert match in " ".join(r.stderr.split())
+    assert not out.exists()
+
+
 def test_report_of_a_missing_model_is_a_one_line_error(tmp_path):
     r = runner.invoke(app, ["report", str(tmp_path / "nope.skops"), "--out", str(tmp_path / "r.html")])
     assert r.exit_code == 1

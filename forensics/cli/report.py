@@ -22,6 +22,7 @@ def report_command(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write (self-contained: figures embedded)."),
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Retrain per block on the data's features (3-fold CV, lighter classifier)."),
     examples: int = typer.Option(8, "--examples", min=0, help="Thumbnails per group (most confident, misclassified)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Also the metrics on DATA per group of images, as 'forensics evaluate --by': 'folder' (the folder holding each image) or a regular expression searched in each path, whose first group names the group."),
     jobs: int = opt.JOBS,
     cache_dir: Path = opt.CACHE_DIR,
     no_cache: bool = opt.NO_CACHE,
@@ -32,7 +33,7 @@ def report_command(
     m = ForensicModel.load(model)
     with progress_display() as progress:
         summary = build_report(m, data or None, out=out, model_name=model.name, jobs=jobs, ablation=ablation,
-                               n_examples=examples, cache_dir=opt.resolve_cache(cache_dir, no_cache) if data else None,
+                               n_examples=examples, by=by, cache_dir=opt.resolve_cache(cache_dir, no_cache) if data else None,
                                progress=progress)
     if data:
         report_errors(summary["errors"], summary["n_images"], summary["n_failed"])

@@ -4,8 +4,9 @@ Without data, the report shows what the model card holds: the card itself, cross
 curves, histograms, reliability and confusion matrix from the out-of-fold scores stored at training
 time, XGBoost gain (or logistic-regression weights), the mean spectrum per class from the stored class
 means and the training set's shortcut audit. With data (folders with real/ and fake/ or CSV manifests)
-it adds metrics on that data, mean |SHAP| and block permutation importance, the block ablation, and
-thumbnails of the most confident and of the misclassified images.
+it adds metrics on that data (and per group of images, with ``by``), mean |SHAP| and block
+permutation importance, the block ablation, and thumbnails of the most confident and of the
+misclassified images.
 """
 
 from __future__ import annotations
@@ -47,25 +48,28 @@ class _Scored:
     probs: np.ndarray
     diag: list[dict]
     errors: Counter = field(default_factory=Counter)
+    groups: list[str] | None = None  # each image's group (``--by``), or None
 
     @property
     def ok(self) -> np.ndarray:
         return np.isfinite(self.probs)
 
 
-def _score_data(model, data, *, jobs, cache_dir, progress) -> _Scored:
+def _score_data(model, data, *, jobs, cache_dir, progress, by=None) -> _Scored:
     from forensics.datasets import collect_labelled
     from forensics.errors import UsageError
     from forensics.extraction import iter_features, summarize_errors
+    from forensics.pipelines.evaluate import image_groups
 
     items = collect_labelled([str(d) for d in data])
     if not items:
         raise UsageError(f"no image files found in {', '.join(map(str, data))}")
+    groups = image_groups([i.path for i in items], by) if by is not None else None  # a bad --by fails here, before any work
     rows = list(iter_features([i.path for i in items], model.spec, jobs=jobs, cache_dir=cache_dir,
                               progress=(lambda d, t: progress("extract", d, t)) if progress else None))
     X = np.vstack([r.features for r in rows])
     return _Scored([r.path for r in rows], np.array([i.label for i in items]), X, model.predict_proba(X),
-                   [r.diag for r in rows], summarize_errors(r.error for r in rows))
+                   [r.diag for r in rows], summarize_errors(r.error for r in rows), groups)
 
 
 def _metrics_rows(label: str, m: dict | None) -> list:
@@ -85,12 +89,15 @@ def build_report(
     ablation: bool = True,
     n_examples: int = 8,
     progress: Callable[[str, int, int], None] | None = None,
+    by: str | None = None,
 ) -> dict:
     """Write the HTML report of ``model`` (a :class:`~forensics.model.ForensicModel`) to ``out``.
 
     ``data``: optional labelled DATA arguments; their features come through the batch runner (and its
     cache, ``cache_dir``). ``ablation``: retrain per block on the data's features (a few seconds to a
-    minute). Returns a summary: ``out``, ``n_images``, ``n_failed``, ``errors``, ``sections``.
+    minute). ``by``: also the metrics on the data per group of images (``"folder"`` or a regular
+    expression on the paths, as ``forensics evaluate --by``; needs ``data``). Returns a summary: ``out``,
+    ``n_images``, ``n_failed``, ``errors``, ``sections``.
     """
     from forensics.pipelines.metrics import detection_metrics
     from forensics.reports.io import write_text_atomic
@@ -98,7 +105,11 @@ def build_report(
     card = model.card or {}
     names = model.feature_names
     t = float(model.threshold)
-    scored = _score_data(model, data, jobs=jobs, cache_dir=cache_dir, progress=progress) if data else None
+    if by is not None and not data:
+        from forensics.errors import UsageError
+
+        raise UsageError("--by groups the images of DATA: give labelled DATA to 'forensics report'")
+    scored = _score_data(model, data, jobs=jobs, cache_dir=cache_dir, progress=progress, by=by) if data else None
     oof = card.get("oof") or {}
     cv_series = None
     if oof.get("scores"):
@@ -110,7 +121,7 @@ def build_report(
 
     sections = [
         H.Section("card", "Model card", _card_section(card, model, model_name)),
-        H.Section("metrics", "Metrics", _metrics_section(card, held, data_label)),
+        H.Section("metrics", "Metrics", _metrics_section(card, held, data_label) + _groups_html(scored, t)),
         H.Section("curves", "ROC and precision-recall", _curves_section(series)),
         H.Section("histograms", "Score distributions", _hist_section(series, t)),
         H.Section("calibration", "Calibration", _calibration_section(series, card)),
@@ -231,6 +242,26 @@ def _metrics_section(card: dict, held: dict | None, data_label: str | None) -> s
     elif not card.get("holdout_metrics"):
         body += H.note("Give labelled DATA to 'forensics report' for held-out metrics.")
     return body
+
+
+_GROUP_COLUMNS = (("real", "n_real"), ("fake", "n_fake"), ("failed", "n_failed"), ("acc real", "acc_real"),
+                  ("acc fake", "acc_fake"), ("mean prob_fake", "mean_prob_fake"), ("AUC", "auc"),
+                  ("AUC 95 % CI", "auc_ci"), ("AUC against", "auc_against"))
+
+
+def _groups_html(scored, t) -> str:
+    """The metrics on the data per group of images (``--by``), or nothing without groups."""
+    if scored is None or scored.groups is None:
+        return ""
+    from forensics.pipelines.evaluate import group_metrics
+
+    groups = group_metrics(scored.y, scored.probs, scored.groups, t)
+    rows = [[name] + [(auc_interval_text(g) or "-") if k == "auc_ci" else g.get(k) for _, k in _GROUP_COLUMNS]
+            for name, g in groups.items()]
+    return ("<h3>Per group of images</h3>" + H.table(["group"] + [h for h, _ in _GROUP_COLUMNS], rows)
+            + H.note("Each group's images of the data: accuracy on each class at the model's threshold, mean prob_fake, "
+                     "and an AUC with its 95 % CI. A group of fakes is measured against all the real images of the data, "
+                     "a group of real images against all the fakes, a group holding both within itself."))
 
 
 def _curves_section(series) -> str:

@@ -225,10 +225,10 @@ def image_groups(paths: list[str], by: str) -> list[str]:
 
     ``by="folder"``: the name of the folder holding the image (``data/fake/stylegan2/x.jpg`` is in
     ``stylegan2``, ``data/real/x.jpg`` in ``real``), so fakes sorted into one sub-folder per generator
-    or edit get one group each. Different folders of the same name (``a/real`` and ``b/real``, from
-    two DATA arguments) are told apart by as many of their parent folders as it takes (groups
-    ``a/real`` and ``b/real``), never merged. Any other ``by`` is a regular expression searched in the path (with
-    ``/`` separators): the group is its first capture group, or the whole match when it has none;
+    or edit get one group each. Different folders of the same name (the ``real/`` of two DATA
+    arguments) are never merged: they are named with as many of their parent folders as it takes to
+    tell them apart (``a/real`` and ``b/real``). Any other ``by`` is a regular expression searched in
+    the path (with ``/`` separators): the group is its first capture group, or the whole match when it has none;
     images it does not match (or whose group is empty) are in ``(other)``. Raises :class:`UsageError`
     for an invalid expression, and for one that matches no path, before anything is computed.
     """

@@ -228,9 +228,10 @@ def image_groups(paths: list[str], by: str) -> list[str]:
     or edit get one group each. Different folders of the same name (the ``real/`` of two DATA
     arguments) are never merged: they are named with as many of their parent folders as it takes to
     tell them apart (``a/real`` and ``b/real``). Any other ``by`` is a regular expression searched in
-    the path (with ``/`` separators): the group is its first capture group, or the whole match when it has none;
-    images it does not match (or whose group is empty) are in ``(other)``. Raises :class:`UsageError`
-    for an invalid expression, and for one that matches no path, before anything is computed.
+    the path (with ``/`` separators): the group is its first capture group, or the whole match when it
+    has none; images it does not match (or whose group is empty) are in ``(other)``. Raises
+    :class:`UsageError` for an invalid expression, and for one that matches no path, before anything
+    is computed.
     """
     if by == BY_FOLDER:
         parents = [os.path.dirname(os.path.abspath(p)) for p in paths]
@@ -253,7 +254,7 @@ def image_groups(paths: list[str], by: str) -> list[str]:
 def _shortest_unique_suffixes(folders: list[str]) -> dict[str, str]:
     """Each distinct folder's name, with as many of its parents' names before it (``/``-joined) as it
     takes for no two folders to share one; the root folder's name is ``""``."""
-    parts = {f: [x for x in PurePath(f).parts if x != PurePath(f).anchor] for f in folders}
+    parts = {f: PurePath(f).parts[1:] if PurePath(f).anchor else PurePath(f).parts for f in folders}
     depth = dict.fromkeys(folders, 1)
     while True:
         label = {f: "/".join(parts[f][-depth[f]:]) if parts[f] else "" for f in folders}
